@@ -1,0 +1,62 @@
+"""The FastAPI application: routers, error handlers, middleware, lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from ocore import __version__
+from ocore.core.crypto import SecretBox
+from ocore.core.db import Database
+from ocore.core.logging import RequestContextMiddleware, configure_logging
+from ocore.core.problems import install_problem_handlers
+from ocore.health import router as health_router
+from ocore.projects.router import router as projects_router
+from ocore.servers.router import router as servers_router
+from ocore.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. Opens no connection; ``ocore serve`` migrates before serving."""
+    settings = settings or get_settings()
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await app.state.database.dispose()
+
+    app = FastAPI(
+        title="ocore",
+        version=__version__,
+        summary="Self-hostable control plane for Odoo hosting",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database = Database(settings.effective_database_url)
+    app.state.secret_box = SecretBox(settings.effective_secret_key)
+
+    api = APIRouter(prefix="/api")
+    api.include_router(health_router)
+    api.include_router(projects_router)
+    api.include_router(servers_router)
+    app.include_router(api)
+
+    install_problem_handlers(app)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE", "OPTIONS"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "X-Request-ID"],
+            expose_headers=["X-Request-ID"],
+            max_age=600,
+        )
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,30 @@
+"""Dependencies for what the app holds per process (settings, database, secret box)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from ocore.core.crypto import SecretBox
+from ocore.core.db import Database
+from ocore.settings import Settings
+
+
+def get_database(request: Request) -> Database:
+    database: Database = request.app.state.database
+    return database
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_secret_box(request: Request) -> SecretBox:
+    box: SecretBox = request.app.state.secret_box
+    return box
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+SecretBoxDep = Annotated[SecretBox, Depends(get_secret_box)]

@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ocore.core.db import Base, IdMixin, TimestampMixin
+
+
+class Server(IdMixin, TimestampMixin, Base):
+    """An Odoo host reached over SSH, or this machine (``is_local``)."""
+
+    __tablename__ = "servers"
+    __table_args__ = (UniqueConstraint("organization_id", "name"),)
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(120))
+    host: Mapped[str] = mapped_column(String(253))
+    port: Mapped[int] = mapped_column(default=22)
+    username: Mapped[str] = mapped_column(String(32))
+    is_local: Mapped[bool] = mapped_column(default=False)
+    # Fernet token of the private key; decrypted only in memory when connecting.
+    private_key_encrypted: Mapped[str | None] = mapped_column(Text)
+    host_key: Mapped[str | None] = mapped_column(Text)
+    host_key_fingerprint: Mapped[str | None] = mapped_column(String(100))
+    runtime: Mapped[str] = mapped_column(String(10))
+    base_dir: Mapped[str] = mapped_column(String(255), default="/opt/ocore")
+    status: Mapped[str] = mapped_column(String(20), default="unknown")
+    status_message: Mapped[str | None] = mapped_column(Text)
+    last_seen_at: Mapped[datetime | None]
+
+    @property
+    def has_private_key(self) -> bool:
+        return self.private_key_encrypted is not None

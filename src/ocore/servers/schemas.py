@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Field, SecretStr, model_validator
+
+from ocore.core.schemas import InputSchema, Schema, UpdateSchema
+
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+_USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+_BASE_DIR = re.compile(r"^/[A-Za-z0-9._/-]*$")
+
+
+def _host(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if not _HOSTNAME.match(value):
+            raise ValueError("must be a hostname or an IP address") from None
+    return value
+
+
+def _username(value: str) -> str:
+    if not _USERNAME.match(value):
+        raise ValueError("must be a POSIX user name (lowercase letters, digits, _ and -)")
+    return value
+
+
+def _base_dir(value: str) -> str:
+    if not _BASE_DIR.match(value) or ".." in value.split("/"):
+        raise ValueError("must be an absolute path of letters, digits, '.', '_', '-' and '/'")
+    return value.rstrip("/") or "/"
+
+
+Host = Annotated[str, AfterValidator(_host)]
+Username = Annotated[str, AfterValidator(_username)]
+BaseDir = Annotated[str, Field(max_length=255), AfterValidator(_base_dir)]
+Runtime = Literal["docker", "native"]
+Name = Annotated[str, Field(min_length=1, max_length=120)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+PrivateKey = Annotated[SecretStr, Field(max_length=16384)]
+
+
+class ServerCreate(InputSchema):
+    name: Name
+    host: Host = "localhost"
+    port: Port = 22
+    username: Username = "root"
+    is_local: bool = False
+    private_key: PrivateKey | None = Field(
+        default=None, description="OpenSSH or PEM private key. Write-only: never returned."
+    )
+    private_key_passphrase: SecretStr | None = Field(default=None, max_length=1024)
+    runtime: Runtime = "native"
+    base_dir: BaseDir = "/opt/ocore"
+
+    @model_validator(mode="after")
+    def _key_for_remote(self) -> ServerCreate:
+        if not self.is_local and self.private_key is None:
+            raise ValueError("privateKey is required for a server reached over SSH")
+        return self
+
+
+class ServerUpdate(UpdateSchema):
+    name: Name | None = None
+    host: Host | None = None
+    port: Port | None = None
+    username: Username | None = None
+    private_key: PrivateKey | None = None
+    private_key_passphrase: SecretStr | None = Field(default=None, max_length=1024)
+    runtime: Runtime | None = None
+    base_dir: BaseDir | None = None
+
+
+class ServerOut(Schema):
+    id: uuid.UUID
+    name: str
+    host: str
+    port: int
+    username: str
+    is_local: bool
+    runtime: str
+    base_dir: str
+    status: str
+    status_message: str | None
+    host_key_fingerprint: str | None
+    has_private_key: bool
+    last_seen_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ServerList(Schema):
+    servers: list[ServerOut]
+    total: int
+    limit: int
+    offset: int

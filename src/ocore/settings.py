@@ -1,0 +1,91 @@
+"""Settings from the environment (prefix ``OCORE_``) and an optional ``.env`` file.
+
+With nothing set, ocore runs embedded: a SQLite file and generated secrets in
+the data directory, jobs and events in-process.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "ocore"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OCORE_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str | None = None
+    redis_url: str | None = None
+
+    jwt_algorithm: Literal["HS256", "HS384", "HS512", "RS256", "ES256"] = "HS256"
+    jwt_secret: SecretStr | None = None
+    jwt_public_key: str | None = None
+    jwt_private_key: SecretStr | None = None
+    jwt_issuer: str = "ocore"
+    jwt_audience: str = "ocore-api"
+    jwt_default_ttl_seconds: int = 12 * 3600
+    # Tokens beyond this size are refused before any parsing work.
+    jwt_max_length: int = 8192
+
+    secret_key: SecretStr | None = None
+
+    cors_origins: list[str] = Field(default_factory=list)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+    max_body_bytes: int = 1024 * 1024
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'ocore.db'}"
+
+    @property
+    def is_embedded_queue(self) -> bool:
+        return self.redis_url is None
+
+    @cached_property
+    def effective_jwt_secret(self) -> str:
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        return self._persisted_secret("jwt.secret")
+
+    @cached_property
+    def effective_secret_key(self) -> str:
+        """Key material for secrets at rest (server keys, share secrets, neutralized values)."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        return self._persisted_secret("secret.key")
+
+    def _persisted_secret(self, name: str) -> str:
+        # Embedded mode generates its secrets once and keeps them beside the
+        # database, so restarts keep tokens and encrypted columns valid.
+        path = self.data_dir / name
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        value = secrets.token_urlsafe(48)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value)
+        return value
+
+
+def get_settings() -> Settings:
+    return Settings()
