@@ -141,9 +141,7 @@ class Tenant:
 
 
 @pytest.fixture
-def make_tenant(
-    database: Database, settings: Settings
-) -> Callable[[str], Awaitable[Tenant]]:
+def make_tenant(database: Database, settings: Settings) -> Callable[[str], Awaitable[Tenant]]:
     async def make(name: str = "Acme") -> Tenant:
         async with database.sessionmaker() as s:
             organization, owner = await orgs.create_organization(

@@ -1,4 +1,4 @@
-"""Every way a token can be wrong answers 401; a missing permission 403; another tenant's row 404."""
+"""Every bad token answers 401; a missing permission 403; another tenant's row 404."""
 
 from __future__ import annotations
 
@@ -216,9 +216,7 @@ async def test_hs256_signed_with_the_rs256_public_key(
             await client.get("/api/projects", headers={"Authorization": f"Bearer {good}"})
         ).status_code == 200
         # The classic confusion attack: the public key used as an HMAC secret.
-        forged = (
-            f"{b64({'alg': 'HS256', 'typ': 'JWT'})}.{b64(claims_for(settings, tenant))}"
-        )
+        forged = f"{b64({'alg': 'HS256', 'typ': 'JWT'})}.{b64(claims_for(settings, tenant))}"
         import hashlib
         import hmac
 

@@ -84,7 +84,9 @@ def serve(
     """Migrate the database, create a first owner if it is empty, and serve the API."""
 
     async def prepare(session: AsyncSession, settings: Settings) -> str | None:
-        if not await orgs.is_empty(session):
+        # Only the embedded default bootstraps itself: a production database gets
+        # its first owner from `ocore admin bootstrap`, not a token in service logs.
+        if settings.database_url or not await orgs.is_empty(session):
             return None
         _, owner = await orgs.create_organization(
             session, name="Default", owner_email="admin@localhost"
@@ -215,3 +217,7 @@ def token_list() -> None:
         revoked = f"{row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else ""
         table.add_row(str(row.id), row.name, row.role, f"{row.expires_at:%Y-%m-%d %H:%M}", revoked)
     console.print(table)
+
+
+if __name__ == "__main__":
+    app()

@@ -58,12 +58,6 @@ class Conflict(OcoreError):
     title = "Conflict"
 
 
-class PayloadTooLarge(OcoreError):
-    status = 413
-    code = "payload_too_large"
-    title = "Payload too large"
-
-
 class ServiceUnavailable(OcoreError):
     status = 503
     code = "service_unavailable"

@@ -11,7 +11,6 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ocore.core.errors import PayloadTooLarge
 from ocore.core.problems import problem_response
 from ocore.settings import Settings
 
@@ -36,7 +35,8 @@ def configure_logging(settings: Settings) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[settings.log_level]
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        # Looked up at each use so a redirected stderr (daemons, tests) is honoured.
+        logger_factory=lambda *_: structlog.PrintLogger(sys.stderr),
         cache_logger_on_first_use=False,
     )
 
@@ -73,7 +73,12 @@ class RequestContextMiddleware:
             declared = int(headers.get(b"content-length", b"0") or 0)
         except ValueError:
             declared = 0
-        if declared > self.max_body_bytes:
+        body_receive = (
+            None
+            if declared > self.max_body_bytes
+            else await _buffered(receive, self.max_body_bytes)
+        )
+        if body_receive is None:
             response = problem_response(
                 413,
                 code="payload_too_large",
@@ -82,7 +87,7 @@ class RequestContextMiddleware:
             )
             await response(scope, receive, send_with_id)
         else:
-            await self.app(scope, _bounded(receive, self.max_body_bytes), send_with_id)
+            await self.app(scope, body_receive, send_with_id)
         access_log.info(
             "request",
             method=scope["method"],
@@ -92,16 +97,26 @@ class RequestContextMiddleware:
         )
 
 
-def _bounded(receive: Receive, limit: int) -> Receive:
-    received = 0
+async def _buffered(receive: Receive, limit: int) -> Receive | None:
+    """Read the whole body (bounded), then replay it; None when it exceeds the limit.
 
-    async def bounded_receive() -> Message:
-        nonlocal received
+    A body without Content-Length is only known to be too large while reading it,
+    and by then FastAPI would turn any error into a 400: so read it here first.
+    """
+    messages: list[Message] = []
+    size = 0
+    while True:
         message = await receive()
-        if message["type"] == "http.request":
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise PayloadTooLarge(f"Request bodies are limited to {limit} bytes.")
-        return message
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        size += len(message.get("body", b""))
+        if size > limit:
+            return None
+        if not message.get("more_body", False):
+            break
 
-    return bounded_receive
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    return replay

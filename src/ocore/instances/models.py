@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ocore.core.db import Base, IdMixin, TimestampMixin, utcnow
@@ -24,8 +24,8 @@ class Template(IdMixin, TimestampMixin, Base):
     odoo_edition: Mapped[str] = mapped_column(String(12), default="community")
     modules: Mapped[list[Any]] = mapped_column(default=list)
     workers: Mapped[int] = mapped_column(default=2)
-    limit_memory_soft: Mapped[int] = mapped_column(default=2 * 1024**3)
-    limit_memory_hard: Mapped[int] = mapped_column(default=int(2.5 * 1024**3))
+    limit_memory_soft: Mapped[int] = mapped_column(BigInteger, default=2 * 1024**3)
+    limit_memory_hard: Mapped[int] = mapped_column(BigInteger, default=int(2.5 * 1024**3))
     limit_time_cpu: Mapped[int] = mapped_column(default=60)
     limit_time_real: Mapped[int] = mapped_column(default=120)
     max_cron_threads: Mapped[int] = mapped_column(default=2)
@@ -66,8 +66,8 @@ class Instance(IdMixin, TimestampMixin, Base):
     longpolling_port: Mapped[int] = mapped_column(default=8072)
     longpolling_port_host: Mapped[int | None]
     workers: Mapped[int] = mapped_column(default=2)
-    limit_memory_soft: Mapped[int] = mapped_column(default=2 * 1024**3)
-    limit_memory_hard: Mapped[int] = mapped_column(default=int(2.5 * 1024**3))
+    limit_memory_soft: Mapped[int] = mapped_column(BigInteger, default=2 * 1024**3)
+    limit_memory_hard: Mapped[int] = mapped_column(BigInteger, default=int(2.5 * 1024**3))
     limit_time_cpu: Mapped[int] = mapped_column(default=60)
     limit_time_real: Mapped[int] = mapped_column(default=120)
     max_cron_threads: Mapped[int] = mapped_column(default=2)

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 9a43f39cadea
+Revision ID: 72814e92f32f
 Revises:
-Create Date: 2026-11-25 18:02:07.781917
+Create Date: 2026-11-25 18:08:31.311415
 """
 
 from collections.abc import Sequence
@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 
 import ocore.core.db
 
-revision: str = "9a43f39cadea"
+revision: str = "72814e92f32f"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -198,8 +198,8 @@ def upgrade() -> None:
             nullable=False,
         ),
         sa.Column("workers", sa.Integer(), nullable=False),
-        sa.Column("limit_memory_soft", sa.Integer(), nullable=False),
-        sa.Column("limit_memory_hard", sa.Integer(), nullable=False),
+        sa.Column("limit_memory_soft", sa.BigInteger(), nullable=False),
+        sa.Column("limit_memory_hard", sa.BigInteger(), nullable=False),
         sa.Column("limit_time_cpu", sa.Integer(), nullable=False),
         sa.Column("limit_time_real", sa.Integer(), nullable=False),
         sa.Column("max_cron_threads", sa.Integer(), nullable=False),
@@ -354,8 +354,8 @@ def upgrade() -> None:
         sa.Column("longpolling_port", sa.Integer(), nullable=False),
         sa.Column("longpolling_port_host", sa.Integer(), nullable=True),
         sa.Column("workers", sa.Integer(), nullable=False),
-        sa.Column("limit_memory_soft", sa.Integer(), nullable=False),
-        sa.Column("limit_memory_hard", sa.Integer(), nullable=False),
+        sa.Column("limit_memory_soft", sa.BigInteger(), nullable=False),
+        sa.Column("limit_memory_hard", sa.BigInteger(), nullable=False),
         sa.Column("limit_time_cpu", sa.Integer(), nullable=False),
         sa.Column("limit_time_real", sa.Integer(), nullable=False),
         sa.Column("max_cron_threads", sa.Integer(), nullable=False),
