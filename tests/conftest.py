@@ -76,6 +76,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         jwt_secret="test-secret-" + uuid.uuid4().hex,
         secret_key="test-key-" + uuid.uuid4().hex,
         log_json=True,
+        queue_name=f"ocore:test:{uuid.uuid4().hex[:8]}",
     )
 
 
@@ -105,10 +106,11 @@ async def session(database: Database) -> AsyncIterator[AsyncSession]:
 
 
 @pytest.fixture(scope="session")
-def app(settings: Settings, database: Database):  # type: ignore[no-untyped-def]
+async def app(settings: Settings, database: Database):  # type: ignore[no-untyped-def]
     application = create_app(settings)
     application.state.database = database
-    return application
+    async with application.router.lifespan_context(application):
+        yield application
 
 
 @pytest.fixture

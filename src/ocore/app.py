@@ -14,6 +14,8 @@ from ocore.core.db import Database
 from ocore.core.logging import RequestContextMiddleware, configure_logging
 from ocore.core.problems import install_problem_handlers
 from ocore.health import router as health_router
+from ocore.jobs.router import router as jobs_router
+from ocore.jobs.runtime import JobSystem
 from ocore.projects.router import router as projects_router
 from ocore.servers.router import router as servers_router
 from ocore.settings import Settings, get_settings
@@ -26,8 +28,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await app.state.database.dispose()
+        jobs = JobSystem(settings, app.state.database, app.state.secret_box)
+        app.state.jobs = jobs
+        jobs.start()
+        try:
+            yield
+        finally:
+            await jobs.stop()
+            await app.state.database.dispose()
 
     app = FastAPI(
         title="ocore",
@@ -44,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     api = APIRouter(prefix="/api")
     api.include_router(health_router)
+    api.include_router(jobs_router)
     api.include_router(projects_router)
     api.include_router(servers_router)
     app.include_router(api)

@@ -112,6 +112,19 @@ def serve(
 
 
 @app.command()
+def worker() -> None:
+    """Run jobs from Redis (production); the embedded default runs them in 'ocore serve'."""
+    from ocore.worker import create_worker
+
+    try:
+        job_worker = create_worker(get_settings())
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    job_worker.run()
+
+
+@app.command()
 def migrate(
     revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
     down: Annotated[bool, typer.Option(help="Downgrade to the revision instead.")] = False,

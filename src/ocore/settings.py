@@ -39,6 +39,14 @@ class Settings(BaseSettings):
 
     secret_key: SecretStr | None = None
 
+    # Jobs: a running job renews its lease; one not renewed in time is retried elsewhere.
+    job_lease_seconds: float = Field(default=60, gt=0)
+    reconcile_interval_seconds: float = Field(default=15, gt=0)
+    # A queued job whose dispatch is this old without being picked up is dispatched again.
+    job_redispatch_seconds: float = Field(default=300, gt=0)
+    worker_concurrency: int = Field(default=8, ge=1)
+    queue_name: str = "ocore:jobs"
+
     cors_origins: list[str] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True

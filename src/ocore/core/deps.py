@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
 from ocore.core.crypto import SecretBox
 from ocore.core.db import Database
 from ocore.settings import Settings
+
+if TYPE_CHECKING:
+    from ocore.jobs.runtime import JobSystem
 
 
 def get_database(request: Request) -> Database:
@@ -28,3 +31,11 @@ def get_secret_box(request: Request) -> SecretBox:
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 SecretBoxDep = Annotated[SecretBox, Depends(get_secret_box)]
+
+
+def get_job_system(request: Request) -> JobSystem:
+    jobs: JobSystem = request.app.state.jobs
+    return jobs
+
+
+JobSystemDep = Annotated["JobSystem", Depends(get_job_system)]
