@@ -42,11 +42,16 @@ async def test_private_key_is_write_only_and_encrypted(
     client, tenant: Tenant, database: Database, settings: Settings, private_key: str
 ) -> None:
     response = await client.post(
-        "/api/servers", json=server_body(private_key), headers=tenant.headers
+        "/api/servers",
+        json=server_body(private_key, dbPassword="pg-s3cret-value", dbUser="odoo17"),
+        headers=tenant.headers,
     )
     assert response.status_code == 201, response.text
     server = response.json()
     assert server["hasPrivateKey"] is True
+    assert server["hasDbPassword"] is True
+    assert server["dbUser"] == "odoo17"
+    assert server["dbHost"] == "127.0.0.1"
     assert server["hostKeyFingerprint"] is None
     assert server["status"] == "unknown"
     key_body = private_key.splitlines()[1]
@@ -57,6 +62,7 @@ async def test_private_key_is_write_only_and_encrypted(
     ):
         assert "PRIVATE KEY" not in text
         assert key_body not in text
+        assert "pg-s3cret-value" not in text
         assert "privateKey" not in text
 
     async with database.sessionmaker() as session:
@@ -101,6 +107,8 @@ async def test_passphrase_protected_key(client, tenant: Tenant) -> None:
         ({"baseDir": "relative/path"}, "body.baseDir"),
         ({"baseDir": "/opt/../etc"}, "body.baseDir"),
         ({"hostKey": "ssh-ed25519 AAAA"}, "body.hostKey"),
+        ({"dbUser": "odoo; DROP ROLE x"}, "body.dbUser"),
+        ({"dbHost": "$(reboot)"}, "body.dbHost"),
     ],
 )
 async def test_bad_input_is_422_and_writes_nothing(

@@ -29,6 +29,13 @@ class Server(IdMixin, TimestampMixin, Base):
     host_key_fingerprint: Mapped[str | None] = mapped_column(String(100))
     runtime: Mapped[str] = mapped_column(String(10))
     base_dir: Mapped[str] = mapped_column(String(255), default="/opt/ocore")
+    # The PostgreSQL server the host's Odoo instances use, as seen from the host.
+    db_host: Mapped[str] = mapped_column(
+        String(253), default="127.0.0.1", server_default="127.0.0.1"
+    )
+    db_port: Mapped[int] = mapped_column(default=5432, server_default="5432")
+    db_user: Mapped[str] = mapped_column(String(63), default="odoo", server_default="odoo")
+    db_password_encrypted: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(20), default="unknown")
     status_message: Mapped[str | None] = mapped_column(Text)
     last_seen_at: Mapped[datetime | None]
@@ -36,3 +43,7 @@ class Server(IdMixin, TimestampMixin, Base):
     @property
     def has_private_key(self) -> bool:
         return self.private_key_encrypted is not None
+
+    @property
+    def has_db_password(self) -> bool:
+        return self.db_password_encrypted is not None

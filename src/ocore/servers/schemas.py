@@ -15,6 +15,7 @@ _HOSTNAME = re.compile(
 )
 _USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _BASE_DIR = re.compile(r"^/[A-Za-z0-9._/-]*$")
+_DB_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
 def _host(value: str) -> str:
@@ -38,7 +39,15 @@ def _base_dir(value: str) -> str:
     return value.rstrip("/") or "/"
 
 
+def _db_user(value: str) -> str:
+    if not _DB_USER.match(value):
+        raise ValueError("must be a PostgreSQL role name (letters, digits and _)")
+    return value
+
+
 Host = Annotated[str, AfterValidator(_host)]
+DbUser = Annotated[str, AfterValidator(_db_user)]
+DbPassword = Annotated[SecretStr, Field(min_length=1, max_length=1024)]
 Username = Annotated[str, AfterValidator(_username)]
 BaseDir = Annotated[str, Field(max_length=255), AfterValidator(_base_dir)]
 Runtime = Literal["docker", "native"]
@@ -59,6 +68,12 @@ class ServerCreate(InputSchema):
     private_key_passphrase: SecretStr | None = Field(default=None, max_length=1024)
     runtime: Runtime = "native"
     base_dir: BaseDir = "/opt/ocore"
+    db_host: Host = "127.0.0.1"
+    db_port: Port = 5432
+    db_user: DbUser = "odoo"
+    db_password: DbPassword | None = Field(
+        default=None, description="Password of db_user on the host's PostgreSQL. Write-only."
+    )
 
     @model_validator(mode="after")
     def _key_for_remote(self) -> ServerCreate:
@@ -68,6 +83,7 @@ class ServerCreate(InputSchema):
 
 
 class ServerUpdate(UpdateSchema):
+    nullable_fields = frozenset({"db_password"})
     name: Name | None = None
     host: Host | None = None
     port: Port | None = None
@@ -76,6 +92,10 @@ class ServerUpdate(UpdateSchema):
     private_key_passphrase: SecretStr | None = Field(default=None, max_length=1024)
     runtime: Runtime | None = None
     base_dir: BaseDir | None = None
+    db_host: Host | None = None
+    db_port: Port | None = None
+    db_user: DbUser | None = None
+    db_password: DbPassword | None = None
 
 
 class ServerOut(Schema):
@@ -87,6 +107,10 @@ class ServerOut(Schema):
     is_local: bool
     runtime: str
     base_dir: str
+    db_host: str
+    db_port: int
+    db_user: str
+    has_db_password: bool
     status: str
     status_message: str | None
     host_key_fingerprint: str | None

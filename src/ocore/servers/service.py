@@ -52,6 +52,12 @@ async def create_server(
         is_local=body.is_local,
         runtime=body.runtime,
         base_dir=body.base_dir,
+        db_host=body.db_host,
+        db_port=body.db_port,
+        db_user=body.db_user,
+        db_password_encrypted=(
+            box.encrypt(body.db_password.get_secret_value()) if body.db_password else None
+        ),
         private_key_encrypted=(
             _encrypt_private_key(box, body.private_key, body.private_key_passphrase)
             if body.private_key is not None
@@ -67,7 +73,7 @@ async def update_server(
     session: AsyncSession, box: SecretBox, principal: Principal, server: Server, body: ServerUpdate
 ) -> Server:
     repository = ServerRepository(session)
-    changes = body.changes(exclude={"private_key", "private_key_passphrase"})
+    changes = body.changes(exclude={"private_key", "private_key_passphrase", "db_password"})
     if "name" in changes and await repository.name_taken(
         principal.organization_id, changes["name"], exclude=server.id
     ):
@@ -78,6 +84,10 @@ async def update_server(
         )
     for field, value in changes.items():
         setattr(server, field, value)
+    if "db_password" in body.model_fields_set:
+        server.db_password_encrypted = (
+            box.encrypt(body.db_password.get_secret_value()) if body.db_password else None
+        )
     if {"host", "port"} & changes.keys():
         # Another address is another machine: pin its key afresh on first contact.
         server.host_key = None
