@@ -3,11 +3,13 @@ alembic chain), real Redis, the app behind an httpx client, and tenants to call 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -111,6 +113,41 @@ async def app(settings: Settings, database: Database):  # type: ignore[no-untype
     application.state.database = database
     async with application.router.lifespan_context(application):
         yield application
+
+
+@pytest.fixture
+async def embedded_app(settings: Settings, database: Database):  # type: ignore[no-untyped-def]
+    """The app as the embedded default runs it: jobs run in this process.
+
+    Per test: its reconciler would otherwise pick up other tests' jobs.
+    """
+    application = create_app(
+        settings.model_copy(update={"redis_url": None, "reconcile_interval_seconds": 1})
+    )
+    application.state.database = database
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def embedded_client(embedded_app) -> AsyncIterator[httpx.AsyncClient]:  # type: ignore[no-untyped-def]
+    transport = httpx.ASGITransport(app=embedded_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://ocore.test") as c:
+        yield c
+
+
+async def wait_for_job(
+    client: httpx.AsyncClient, headers: dict[str, str], job_id: str, timeout: float = 30
+) -> dict[str, Any]:
+    """Poll the jobs API until the job is finished; returns it with its steps."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        job: dict[str, Any] = (await client.get(f"/api/jobs/{job_id}", headers=headers)).json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"job {job_id} still {job['status']}: {job}")
+        await asyncio.sleep(0.1)
 
 
 @pytest.fixture

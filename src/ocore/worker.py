@@ -16,6 +16,7 @@ from ocore.jobs.engine import JobRunner, reconcile
 from ocore.jobs.queue import RUN_JOB, ArqQueue, redis_settings
 from ocore.jobs.registry import load_job_kinds
 from ocore.jobs.runtime import worker_id
+from ocore.servers.hosts import create_ssh_pool
 from ocore.settings import Settings
 
 # Our own leases detect dead workers; arq's timeout only stops runaway jobs.
@@ -28,15 +29,23 @@ async def _startup(ctx: dict[str, Any]) -> None:
     database = Database(settings.effective_database_url)
     queue = ArqQueue(settings.redis_url, settings.queue_name)
     events = RedisEventBus(settings.redis_url)
-    ctx.update(database=database, queue=queue, events=events)
+    ssh_pool = create_ssh_pool(database)
+    ctx.update(database=database, queue=queue, events=events, ssh_pool=ssh_pool)
     ctx["runner"] = JobRunner(
-        database, queue, events, settings, SecretBox(settings.effective_secret_key), worker_id()
+        database,
+        queue,
+        events,
+        settings,
+        SecretBox(settings.effective_secret_key),
+        ssh_pool,
+        worker_id(),
     )
 
 
 async def _shutdown(ctx: dict[str, Any]) -> None:
     await ctx["queue"].close()
     await ctx["events"].close()
+    await ctx["ssh_pool"].close_all()
     await ctx["database"].dispose()
 
 
@@ -45,7 +54,7 @@ async def run_job(ctx: dict[str, Any], job_id: str) -> None:
 
 
 async def reconcile_jobs(ctx: dict[str, Any]) -> None:
-    await reconcile(ctx["database"], ctx["queue"], ctx["events"], ctx["settings"])
+    await reconcile(ctx["database"], ctx["queue"], ctx["events"], ctx["settings"], ctx["ssh_pool"])
 
 
 def create_worker(settings: Settings, *, burst: bool = False) -> Worker:

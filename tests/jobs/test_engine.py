@@ -225,6 +225,7 @@ async def test_reconciler_fails_a_job_out_of_attempts(
 
     from ocore.core.db import utcnow
     from ocore.core.events import InProcessEventBus
+    from ocore.hosts import SSHPool
     from ocore.jobs.queue import InProcessQueue
 
     async with database.sessionmaker() as session:
@@ -240,7 +241,7 @@ async def test_reconciler_fails_a_job_out_of_attempts(
         session.add(job)
         await session.commit()
     queue = InProcessQueue(1)
-    result = await engine.reconcile(database, queue, InProcessEventBus(), settings)
+    result = await engine.reconcile(database, queue, InProcessEventBus(), settings, SSHPool())
     assert result["failed"] == 1
     async with database.sessionmaker() as session:
         failed = await session.get(Job, job.id)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from ocore.core.crypto import SecretBox
 from ocore.core.db import Database, utcnow
 from ocore.core.events import EventBus
+from ocore.hosts import SSHPool
 from ocore.jobs.models import JobStep
 from ocore.settings import Settings
 
@@ -41,6 +42,7 @@ class JobContext:
     events: EventBus
     settings: Settings
     secret_box: SecretBox
+    ssh_pool: SSHPool
     _sort_order: int = field(default=0, init=False)
 
     @asynccontextmanager

@@ -25,6 +25,7 @@ from ocore.core.db import Database, utcnow
 from ocore.core.errors import Conflict, HostUnreachable, ServiceUnavailable
 from ocore.core.events import EventBus
 from ocore.core.uow import after_commit
+from ocore.hosts import SSHPool
 from ocore.jobs import registry
 from ocore.jobs.context import JobContext, job_stream
 from ocore.jobs.models import Job
@@ -116,6 +117,7 @@ class JobRunner:
         events: EventBus,
         settings: Settings,
         secret_box: SecretBox,
+        ssh_pool: SSHPool,
         worker_id: str,
     ) -> None:
         self.database = database
@@ -123,6 +125,7 @@ class JobRunner:
         self.events = events
         self.settings = settings
         self.secret_box = secret_box
+        self.ssh_pool = ssh_pool
         self.worker_id = worker_id
 
     async def run(self, job_id: uuid.UUID) -> None:
@@ -142,6 +145,7 @@ class JobRunner:
             events=self.events,
             settings=self.settings,
             secret_box=self.secret_box,
+            ssh_pool=self.ssh_pool,
         )
         bound = log.bind(job_id=str(job.id), kind=job.kind, attempt=job.attempt)
         if kind is None:
@@ -285,7 +289,11 @@ async def request_cancel(session: AsyncSession, job: Job) -> Job:
 
 
 async def reconcile(
-    database: Database, queue: JobQueue, events: EventBus, settings: Settings
+    database: Database,
+    queue: JobQueue,
+    events: EventBus,
+    settings: Settings,
+    ssh_pool: SSHPool,
 ) -> dict[str, int]:
     """Repair what crashes leave behind: lapsed leases, undispatched jobs."""
     now = utcnow()
@@ -320,7 +328,7 @@ async def reconcile(
         await session.commit()
         for job in lapsed:
             if job.attempt >= job.max_attempts:
-                await _run_failure_hook(job, database, events, settings)
+                await _run_failure_hook(job, database, events, settings, ssh_pool)
         stale = now - timedelta(seconds=settings.job_redispatch_seconds)
         waiting = (
             await session.scalars(
@@ -338,7 +346,7 @@ async def reconcile(
 
 
 async def _run_failure_hook(
-    job: Job, database: Database, events: EventBus, settings: Settings
+    job: Job, database: Database, events: EventBus, settings: Settings, ssh_pool: SSHPool
 ) -> None:
     kind = registry.get(job.kind)
     if kind is None or kind.on_failure is None:
@@ -355,6 +363,7 @@ async def _run_failure_hook(
         events=events,
         settings=settings,
         secret_box=SecretBox(settings.effective_secret_key),
+        ssh_pool=ssh_pool,
     )
     await events.publish(job_stream(job.id), {"type": "status", "status": "failed"})
     await kind.on_failure(context, "The worker running this job stopped responding.")

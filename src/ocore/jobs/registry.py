@@ -36,4 +36,5 @@ def get(name: str) -> JobKind | None:
 
 def load_job_kinds() -> None:
     """Import the modules that register job kinds (once; imports are cached)."""
-    import ocore.jobs.diagnostics  # noqa: F401
+    import ocore.jobs.diagnostics
+    import ocore.servers.jobs  # noqa: F401

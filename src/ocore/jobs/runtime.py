@@ -14,6 +14,7 @@ from ocore.core.db import Database
 from ocore.core.events import EventBus, create_event_bus
 from ocore.jobs.engine import JobRunner, reconcile
 from ocore.jobs.queue import ArqQueue, InProcessQueue, JobQueue
+from ocore.servers.hosts import create_ssh_pool
 from ocore.settings import Settings
 
 log = structlog.get_logger("ocore.jobs")
@@ -30,6 +31,7 @@ class JobSystem:
         self.events: EventBus = create_event_bus(settings.redis_url)
         self.queue: JobQueue
         self.runner: JobRunner | None = None
+        self.ssh_pool = create_ssh_pool(database)
         self._reconciler: asyncio.Task[None] | None = None
         if settings.redis_url:
             self.queue = ArqQueue(settings.redis_url, settings.queue_name)
@@ -37,7 +39,9 @@ class JobSystem:
             # Embedded default: this process runs the jobs it enqueues.
             local = InProcessQueue(settings.worker_concurrency)
             self.queue = local
-            self.runner = JobRunner(database, local, self.events, settings, secret_box, worker_id())
+            self.runner = JobRunner(
+                database, local, self.events, settings, secret_box, self.ssh_pool, worker_id()
+            )
             local.bind(self.runner.run)
 
     def start(self) -> None:
@@ -47,7 +51,9 @@ class JobSystem:
     async def _reconcile_forever(self) -> None:
         while True:
             try:
-                await reconcile(self.database, self.queue, self.events, self.settings)
+                await reconcile(
+                    self.database, self.queue, self.events, self.settings, self.ssh_pool
+                )
             except Exception:
                 log.exception("reconcile_failed")
             await asyncio.sleep(self.settings.reconcile_interval_seconds)
@@ -60,3 +66,4 @@ class JobSystem:
             self._reconciler = None
         await self.queue.close()
         await self.events.close()
+        await self.ssh_pool.close_all()

@@ -6,10 +6,11 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 
 from ocore.core.auth import Admin, CurrentPrincipal
-from ocore.core.deps import SecretBoxDep
+from ocore.core.deps import JobSystemDep, SecretBoxDep
 from ocore.core.pagination import Pagination
 from ocore.core.problems import PROBLEM_RESPONSES
 from ocore.core.uow import SessionDep
+from ocore.jobs.schemas import JobOut
 from ocore.servers import service
 from ocore.servers.models import Server
 from ocore.servers.repository import ServerRepository
@@ -66,3 +67,15 @@ async def update_server(
 async def delete_server(server: ServerDep, principal: Admin, session: SessionDep) -> Response:
     await service.delete_server(session, principal, server)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{server_id}/check",
+    response_model=JobOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Check that the server is reachable (pins its host key on first contact)",
+)
+async def check_server(
+    server: ServerDep, principal: Admin, session: SessionDep, jobs: JobSystemDep
+) -> JobOut:
+    return JobOut.model_validate(await service.check_server(session, jobs, principal, server))

@@ -10,6 +10,9 @@ from ocore.core.auth import Principal
 from ocore.core.crypto import SecretBox
 from ocore.core.errors import Conflict, InvalidInput
 from ocore.core.pagination import PageParams
+from ocore.jobs import engine
+from ocore.jobs.models import Job
+from ocore.jobs.runtime import JobSystem
 from ocore.orgs import audit
 from ocore.servers.models import Server
 from ocore.servers.repository import ServerRepository
@@ -114,3 +117,21 @@ async def delete_server(session: AsyncSession, principal: Principal, server: Ser
         )
     await audit.record(session, principal, "server.delete", "server", server.id)
     await repository.delete(server)
+
+
+async def check_server(
+    session: AsyncSession, jobs: JobSystem, principal: Principal, server: Server
+) -> Job:
+    job = await engine.enqueue(
+        session,
+        jobs.queue,
+        jobs.database,
+        kind="server.check",
+        target_type="server",
+        target_id=server.id,
+        organization_id=principal.organization_id,
+        lock_key=f"server:{server.id}:check",
+        max_attempts=1,
+    )
+    await audit.record(session, principal, "server.check", "server", server.id)
+    return job

@@ -1,0 +1,217 @@
+"""Validation, quoting and output handling shared by the SSH and local hosts."""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import posixpath
+import re
+import secrets
+import shlex
+from collections import deque
+from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from ocore.core.errors import CommandFailed, CommandTimeout
+
+_T = TypeVar("_T")
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# The remote shell prints its pid (= the process group sshd made for the
+# session) on stderr before exec'ing the command, so a timeout can kill the
+# whole group. SSH "signal" requests are no substitute: OpenSSH refuses them
+# for root logins.
+PGID_MARKER = b"ocore-pgid:"
+MAX_LINE = 64 * 1024
+TAIL_LINES = 60
+TAIL_CHARS = 8000
+
+
+def check_argv(argv: Sequence[str]) -> tuple[str, ...]:
+    if isinstance(argv, str | bytes) or not isinstance(argv, list | tuple):
+        raise TypeError("a command is a list or tuple of arguments, never a string")
+    if not argv:
+        raise ValueError("a command needs at least a program name")
+    for arg in argv:
+        if not isinstance(arg, str):
+            raise TypeError(f"command arguments must be str, got {type(arg).__name__}")
+        if "\0" in arg:
+            raise ValueError("command arguments must not contain NUL bytes")
+    program = argv[0]
+    # A leading '-' would be read as an option by exec/env, a '=' as an assignment by env.
+    if not program or program.startswith("-") or "=" in program:
+        raise ValueError(f"invalid program name {program!r}")
+    return tuple(argv)
+
+
+def check_env(env: Mapping[str, str] | None) -> dict[str, str]:
+    if env is None:
+        return {}
+    checked: dict[str, str] = {}
+    for name, value in env.items():
+        if not isinstance(name, str) or not _ENV_NAME.fullmatch(name):
+            raise ValueError(f"invalid environment variable name {name!r}")
+        if not isinstance(value, str) or "\0" in value:
+            raise ValueError(f"environment variable {name} must be a str without NUL bytes")
+        checked[name] = value
+    return checked
+
+
+def check_path(path: str, what: str = "path") -> str:
+    """Host paths must be absolute: a relative one means different things over SSH and locally."""
+    if not isinstance(path, str) or not path.startswith("/") or "\0" in path:
+        raise ValueError(f"{what} must be an absolute path without NUL bytes, got {path!r}")
+    return path
+
+
+def check_mode(mode: int) -> int:
+    if not isinstance(mode, int) or not 0 <= mode <= 0o7777:
+        raise ValueError(f"invalid file mode {mode!r}")
+    return mode
+
+
+def check_port(port: int) -> int:
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise ValueError(f"invalid port {port!r}")
+    return port
+
+
+def temp_sibling(path: str) -> str:
+    """A unique name next to ``path``, so the final rename stays on one filesystem."""
+    head, tail = posixpath.split(path)
+    if not tail:
+        raise ValueError(f"{path!r} names a directory, not a file")
+    return posixpath.join(head, f".{tail}.{secrets.token_hex(6)}.tmp")
+
+
+def shell_command(
+    argv: Sequence[str], env: Mapping[str, str], cwd: str | None, *, merge_stderr: bool
+) -> str:
+    """The line sshd hands to the login shell; every argument is a quoted literal."""
+    words = ["/usr/bin/env", "--", *(f"{k}={v}" for k, v in env.items()), *argv] if env else argv
+    command = "exec " + shlex.join(words)
+    steps = [f"printf '{PGID_MARKER.decode()}%s\\n' \"$$\" >&2"]
+    if merge_stderr:
+        steps.append("exec 2>&1")
+    if cwd is not None:
+        # A fixed status, whatever the login shell's own code for a failed cd.
+        steps.append(f"cd -- {shlex.quote(cwd)} || exit 2")
+    steps.append(command)
+    return "; ".join(steps)
+
+
+def take_pgid(stderr: bytes) -> tuple[int | None, bytes]:
+    """Split the pid marker line off the remote stderr."""
+    start = stderr.find(PGID_MARKER)
+    if start < 0 or (start > 0 and stderr[start - 1 : start] != b"\n"):
+        return None, stderr
+    end = stderr.find(b"\n", start)
+    if end < 0:
+        return None, stderr
+    try:
+        pgid = int(stderr[start + len(PGID_MARKER) : end])
+    except ValueError:
+        return None, stderr
+    return (pgid if pgid > 1 else None), stderr[:start] + stderr[end + 1 :]
+
+
+def decode(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
+
+
+class LineSplitter:
+    """Turns chunks of bytes into text lines; bounded so a newline-free flood cannot eat memory."""
+
+    def __init__(self) -> None:
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._partial = ""
+
+    def feed(self, data: bytes) -> list[str]:
+        text = self._partial + self._decoder.decode(data)
+        lines = text.split("\n")
+        self._partial = lines.pop()
+        while len(self._partial) > MAX_LINE:
+            lines.append(self._partial[:MAX_LINE])
+            self._partial = self._partial[MAX_LINE:]
+        return [line.removesuffix("\r") for line in lines]
+
+    def close(self) -> list[str]:
+        rest = self._partial + self._decoder.decode(b"", final=True)
+        self._partial = ""
+        return [rest.removesuffix("\r")] if rest else []
+
+
+class Tail:
+    """The last lines of output, kept for error messages."""
+
+    def __init__(self) -> None:
+        self._lines: deque[str] = deque(maxlen=TAIL_LINES)
+
+    def add(self, line: str) -> None:
+        self._lines.append(line)
+
+    def text(self) -> str:
+        return tail_text(self._lines)
+
+
+def tail_text(lines: Iterable[str]) -> str:
+    kept = list(lines)[-TAIL_LINES:]
+    return "\n".join(kept)[-TAIL_CHARS:]
+
+
+def describe(argv: Sequence[str]) -> str:
+    text = shlex.join(argv)
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+def command_failed(argv: Sequence[str], status: int, output: str) -> CommandFailed:
+    what = f"was killed by signal {-status}" if status < 0 else f"exited with status {status}"
+    last = next((line for line in reversed(output.splitlines()) if line.strip()), "")
+    detail = f"{describe(argv)} {what}" + (f": {last[:300]}" if last else "")
+    return CommandFailed(detail, exit_status=status, output=output)
+
+
+def command_timeout(argv: Sequence[str], timeout: float) -> CommandTimeout:
+    return CommandTimeout(f"{describe(argv)} did not finish within {timeout:g}s and was killed")
+
+
+def output_tail(stdout: str, stderr: str) -> str:
+    return tail_text([*stdout.splitlines(), *stderr.splitlines()])
+
+
+def deadline(timeout: float | None) -> float | None:
+    return None if timeout is None else asyncio.get_running_loop().time() + timeout
+
+
+async def before(
+    when: float | None, awaitable: Awaitable[_T], argv: Sequence[str], seconds: float | None
+) -> _T:
+    """Await ``awaitable`` unless the command's deadline passes first."""
+    try:
+        async with asyncio.timeout_at(when):
+            return await awaitable
+    except TimeoutError:
+        raise command_timeout(argv, seconds or 0) from None
+
+
+def remote_command(
+    argv: Sequence[str], env: Mapping[str, str] | None, cwd: str | None, *, merge_stderr: bool
+) -> tuple[tuple[str, ...], str]:
+    args = check_argv(argv)
+    environ = check_env(env)
+    workdir = check_path(cwd, "cwd") if cwd is not None else None
+    return args, shell_command(args, environ, workdir, merge_stderr=merge_stderr)
+
+
+async def read_pgid(proc: Any) -> tuple[int | None, bytes]:
+    """Read an SSH process's stderr up to the pid marker; anything before it is output."""
+    noise = b""
+    while len(noise) < MAX_LINE:
+        line: bytes = await proc.stderr.readline()
+        if not line:
+            break
+        pgid, rest = take_pgid(line)
+        if pgid is not None:
+            return pgid, noise + rest
+        noise += line
+    return None, noise
