@@ -13,12 +13,17 @@ from ocore.core.crypto import SecretBox
 from ocore.core.db import Database
 from ocore.core.logging import RequestContextMiddleware, configure_logging
 from ocore.core.problems import install_problem_handlers
+from ocore.environments.router import project_router as project_environments_router
+from ocore.environments.router import router as environments_router
 from ocore.health import router as health_router
+from ocore.instances.templates import router as templates_router
 from ocore.jobs.router import router as jobs_router
 from ocore.jobs.runtime import JobSystem
+from ocore.neutralization.router import project_router as neutralization_profile_router
 from ocore.projects.router import router as projects_router
 from ocore.servers.router import router as servers_router
 from ocore.settings import Settings, get_settings
+from ocore.shares.router import router as shares_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -53,6 +58,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api = APIRouter(prefix="/api")
     api.include_router(health_router)
     api.include_router(jobs_router)
+    api.include_router(templates_router)
+    api.include_router(environments_router)
+    api.include_router(project_environments_router)
+    api.include_router(neutralization_profile_router)
+    api.include_router(shares_router)
     api.include_router(projects_router)
     api.include_router(servers_router)
     app.include_router(api)

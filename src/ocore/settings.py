@@ -47,6 +47,14 @@ class Settings(BaseSettings):
     worker_concurrency: int = Field(default=8, ge=1)
     queue_name: str = "ocore:jobs"
 
+    # How users reach this API (share links are built from it).
+    public_url: str = "http://127.0.0.1:8000"
+    # Instances get <slug>.<base_domain> when set (a wildcard DNS record points at the hosts).
+    base_domain: str | None = None
+    # Host ports for instances: blocks of four (blue http, blue gevent, green http, green gevent).
+    instance_port_min: int = Field(default=20000, ge=1024, le=65000)
+    instance_port_max: int = Field(default=29999, ge=1028, le=65535)
+
     cors_origins: list[str] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True

@@ -32,12 +32,17 @@ Pagination = Annotated[PageParams, Depends(_page_params)]
 
 
 async def paginate(
-    session: AsyncSession, statement: Select[Any], page: PageParams
+    session: AsyncSession, statement: Select[Any], page: PageParams, *, rows: bool = False
 ) -> tuple[list[Any], int]:
-    """Rows of one page and the total count of the unpaginated statement."""
+    """One page and the total count of the unpaginated statement.
+
+    The page holds the first selected entity of each row, or whole rows with ``rows``.
+    """
     count_statement: Select[Any] = select(func.count()).select_from(
         statement.order_by(None).subquery()
     )
     total = (await session.execute(count_statement)).scalar_one()
-    rows = (await session.scalars(statement.limit(page.limit).offset(page.offset))).all()
-    return list(rows), total
+    paged = statement.limit(page.limit).offset(page.offset)
+    if rows:
+        return list((await session.execute(paged)).all()), total
+    return list((await session.scalars(paged)).all()), total
