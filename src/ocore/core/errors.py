@@ -112,3 +112,49 @@ class HostFileError(HostError):
         super().__init__(detail, path=path)
         self.path = path
         self.missing = missing
+
+
+# Git: providers (git CLI, GitHub, GitLab) and webhooks.
+
+
+class GitError(OcoreError):
+    """The git provider failed: unreachable, unexpected answer, git command error."""
+
+    status = 502
+    code = "git_error"
+    title = "Git provider error"
+
+
+class GitAuthFailed(GitError):
+    """The provider refused ocore's credentials (token, deploy key, host key)."""
+
+    code = "git_auth_failed"
+    title = "Git provider refused the credentials"
+
+
+class GitRateLimited(GitError):
+    status = 503
+    code = "git_rate_limited"
+    title = "Git provider rate limit reached"
+
+    def __init__(self, detail: str, *, retry_after: int | None = None) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.retry_after = retry_after
+
+
+class RefNotFound(NotFound):
+    """A branch, tag or commit the repository does not have."""
+
+    code = "ref_not_found"
+    title = "Git reference not found"
+
+
+class WebhookSignatureInvalid(Unauthorized):
+    code = "invalid_webhook_signature"
+    title = "Webhook signature invalid"
+
+
+class PayloadTooLarge(BadRequest):
+    status = 413
+    code = "payload_too_large"
+    title = "Payload too large"

@@ -63,3 +63,16 @@ def infer_provider(url: str) -> str:
     if url.startswith(("/", "file://")):
         return "local"
     return "ssh"
+
+
+def validate_tag_name(name: str) -> str:
+    """Tags follow the same conservative rules as branches (they reach the same commands)."""
+    problem = branch_name_problem(name)
+    if problem:
+        raise ValueError(f"tag name {problem}")
+    return name
+
+
+def is_null_sha(sha: str) -> bool:
+    """The all-zero id git and the forges use for "no commit" (branch created or deleted)."""
+    return bool(sha) and set(sha) == {"0"}
