@@ -16,6 +16,7 @@ from ocore.core.problems import install_problem_handlers
 from ocore.environments.router import project_router as project_environments_router
 from ocore.environments.router import router as environments_router
 from ocore.health import router as health_router
+from ocore.instances.router import router as instances_router
 from ocore.instances.templates import router as templates_router
 from ocore.jobs.router import router as jobs_router
 from ocore.jobs.runtime import JobSystem
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api = APIRouter(prefix="/api")
     api.include_router(health_router)
     api.include_router(jobs_router)
+    api.include_router(instances_router)
     api.include_router(templates_router)
     api.include_router(environments_router)
     api.include_router(project_environments_router)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -36,6 +37,14 @@ class Server(IdMixin, TimestampMixin, Base):
     db_port: Mapped[int] = mapped_column(default=5432, server_default="5432")
     db_user: Mapped[str] = mapped_column(String(63), default="odoo", server_default="odoo")
     db_password_encrypted: Mapped[str | None] = mapped_column(Text)
+    # The host's nginx: where instance sites go and how nginx is invoked (argv).
+    nginx_sites_dir: Mapped[str] = mapped_column(
+        String(255), default="/etc/nginx/conf.d", server_default="/etc/nginx/conf.d"
+    )
+    nginx_command: Mapped[list[Any]] = mapped_column(
+        default=lambda: ["nginx"], server_default='["nginx"]'
+    )
+    nginx_listen: Mapped[str] = mapped_column(String(64), default="80", server_default="80")
     status: Mapped[str] = mapped_column(String(20), default="unknown")
     status_message: Mapped[str | None] = mapped_column(Text)
     last_seen_at: Mapped[datetime | None]

@@ -48,6 +48,33 @@ def _db_user(value: str) -> str:
 Host = Annotated[str, AfterValidator(_host)]
 DbUser = Annotated[str, AfterValidator(_db_user)]
 DbPassword = Annotated[SecretStr, Field(min_length=1, max_length=1024)]
+_ARG = re.compile(r"^[A-Za-z0-9._/=:@+-]{1,255}$")
+
+
+def _nginx_command(value: list[str]) -> list[str]:
+    if value[0] not in ("nginx", "sudo") and not value[0].startswith("/"):
+        raise ValueError(
+            "must start with the nginx program (e.g. ['nginx'] or ['sudo', '-n', 'nginx'])"
+        )
+    for arg in value:
+        if not _ARG.match(arg):
+            raise ValueError(f"'{arg[:60]}' is not a plain argument")
+    return value
+
+
+def _listen(value: str) -> str:
+    if (
+        not re.match(r"^(\[[0-9a-f:]+\]:|[0-9.]+:)?[0-9]{1,5}$", value)
+        or not 0 < int(value.rsplit(":", 1)[-1]) < 65536
+    ):
+        raise ValueError("must be a port or address:port")
+    return value
+
+
+NginxCommand = Annotated[
+    list[str], Field(min_length=1, max_length=8), AfterValidator(_nginx_command)
+]
+NginxListen = Annotated[str, AfterValidator(_listen)]
 Username = Annotated[str, AfterValidator(_username)]
 BaseDir = Annotated[str, Field(max_length=255), AfterValidator(_base_dir)]
 Runtime = Literal["docker", "native"]
@@ -74,6 +101,9 @@ class ServerCreate(InputSchema):
     db_password: DbPassword | None = Field(
         default=None, description="Password of db_user on the host's PostgreSQL. Write-only."
     )
+    nginx_sites_dir: BaseDir = "/etc/nginx/conf.d"
+    nginx_command: NginxCommand = Field(default_factory=lambda: ["nginx"])
+    nginx_listen: NginxListen = "80"
 
     @model_validator(mode="after")
     def _key_for_remote(self) -> ServerCreate:
@@ -96,6 +126,9 @@ class ServerUpdate(UpdateSchema):
     db_port: Port | None = None
     db_user: DbUser | None = None
     db_password: DbPassword | None = None
+    nginx_sites_dir: BaseDir | None = None
+    nginx_command: NginxCommand | None = None
+    nginx_listen: NginxListen | None = None
 
 
 class ServerOut(Schema):
@@ -111,6 +144,9 @@ class ServerOut(Schema):
     db_port: int
     db_user: str
     has_db_password: bool
+    nginx_sites_dir: str
+    nginx_command: list[str]
+    nginx_listen: str
     status: str
     status_message: str | None
     host_key_fingerprint: str | None

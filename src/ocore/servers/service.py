@@ -58,6 +58,9 @@ async def create_server(
         db_host=body.db_host,
         db_port=body.db_port,
         db_user=body.db_user,
+        nginx_sites_dir=body.nginx_sites_dir,
+        nginx_command=body.nginx_command,
+        nginx_listen=body.nginx_listen,
         db_password_encrypted=(
             box.encrypt(body.db_password.get_secret_value()) if body.db_password else None
         ),
