@@ -21,9 +21,11 @@ from ocore.instances.templates import router as templates_router
 from ocore.jobs.router import router as jobs_router
 from ocore.jobs.runtime import JobSystem
 from ocore.neutralization.router import project_router as neutralization_profile_router
+from ocore.neutralization.router import router as neutralization_router
 from ocore.projects.router import router as projects_router
 from ocore.servers.router import router as servers_router
 from ocore.settings import Settings, get_settings
+from ocore.shares.public import router as shares_public_router
 from ocore.shares.router import router as shares_router
 
 
@@ -65,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(project_environments_router)
     api.include_router(neutralization_profile_router)
     api.include_router(shares_router)
+    api.include_router(shares_public_router)
+    api.include_router(neutralization_router)
     api.include_router(projects_router)
     api.include_router(servers_router)
     app.include_router(api)

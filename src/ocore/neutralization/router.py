@@ -9,6 +9,12 @@ from ocore.neutralization import service
 from ocore.neutralization.schemas import ProfileOut, ProfileUpdate
 from ocore.projects.router import ProjectDep
 
+# Routes on one environment's neutralization items.
+router = APIRouter(
+    prefix="/environments/{env_id}/neutralization",
+    tags=["neutralization"],
+    responses=PROBLEM_RESPONSES,
+)
 project_router = APIRouter(
     prefix="/projects/{project_id}/neutralization",
     tags=["neutralization"],
