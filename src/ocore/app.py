@@ -13,6 +13,8 @@ from ocore.core.crypto import SecretBox
 from ocore.core.db import Database
 from ocore.core.logging import RequestContextMiddleware, configure_logging
 from ocore.core.problems import install_problem_handlers
+from ocore.deployments.router import environment_router as environment_deployments_router
+from ocore.deployments.router import router as deployments_router
 from ocore.environments.router import project_router as project_environments_router
 from ocore.environments.router import router as environments_router
 from ocore.health import router as health_router
@@ -66,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(environments_router)
     api.include_router(project_environments_router)
     api.include_router(neutralization_profile_router)
+    api.include_router(deployments_router)
+    api.include_router(environment_deployments_router)
     api.include_router(shares_router)
     api.include_router(shares_public_router)
     api.include_router(neutralization_router)

@@ -30,6 +30,10 @@ class Event:
 class EventBus(Protocol):
     async def publish(self, stream: str, data: dict[str, Any]) -> str: ...
 
+    async def publish_many(self, stream: str, items: list[dict[str, Any]]) -> list[str]:
+        """Publish in order, in one round trip where the bus has them."""
+        ...
+
     def subscribe(
         self, stream: str, after: str = "0-0", *, block_ms: int = 15_000
     ) -> AsyncIterator[Event | None]:
@@ -60,13 +64,16 @@ class InProcessEventBus:
         return f"{self._last[0]}-{self._last[1]}"
 
     async def publish(self, stream: str, data: dict[str, Any]) -> str:
-        event = Event(self._next_id(), data)
+        return (await self.publish_many(stream, [data]))[0]
+
+    async def publish_many(self, stream: str, items: list[dict[str, Any]]) -> list[str]:
         events = self._streams.setdefault(stream, [])
-        events.append(event)
+        fresh = [Event(self._next_id(), data) for data in items]
+        events.extend(fresh)
         del events[:-STREAM_MAX_LENGTH]
         async with self._changed:
             self._changed.notify_all()
-        return event.id
+        return [e.id for e in fresh]
 
     async def subscribe(
         self, stream: str, after: str = "0-0", *, block_ms: int = 15_000
@@ -100,12 +107,18 @@ class RedisEventBus:
         self._redis = Redis.from_url(url, decode_responses=True)
 
     async def publish(self, stream: str, data: dict[str, Any]) -> str:
+        return (await self.publish_many(stream, [data]))[0]
+
+    async def publish_many(self, stream: str, items: list[dict[str, Any]]) -> list[str]:
         key = f"ocore:events:{stream}"
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xadd(key, {"data": json.dumps(data)}, maxlen=STREAM_MAX_LENGTH, approximate=True)
+            for data in items:
+                pipe.xadd(
+                    key, {"data": json.dumps(data)}, maxlen=STREAM_MAX_LENGTH, approximate=True
+                )
             pipe.expire(key, STREAM_TTL_SECONDS)
-            event_id, _ = await pipe.execute()
-        return str(event_id)
+            replies = await pipe.execute()
+        return [str(event_id) for event_id in replies[:-1]]
 
     async def subscribe(
         self, stream: str, after: str = "0-0", *, block_ms: int = 15_000

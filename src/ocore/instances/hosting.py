@@ -101,6 +101,14 @@ async def load_hosting(context: JobContext, instance_id: uuid.UUID) -> Hosting:
     )
     names = server_names(instance, domains)
     runtime = NativeRuntime(
-        host, layout, config, colour_ports(instance), proxy=proxy, domains=names
+        host,
+        layout,
+        config,
+        colour_ports(instance),
+        proxy=proxy,
+        domains=names,
+        colour_addons={
+            colour: instance.colour_addons.get(colour, []) for colour in ("blue", "green")
+        },
     )
     return Hosting(instance, server, host, pg, layout, runtime, proxy, names)

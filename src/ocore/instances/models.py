@@ -73,6 +73,8 @@ class Instance(IdMixin, TimestampMixin, Base):
     max_cron_threads: Mapped[int] = mapped_column(default=2)
     log_level: Mapped[str] = mapped_column(String(10), default="info")
     active_color: Mapped[str] = mapped_column(String(5), default="blue")
+    # Per colour, the addons directories of the commit deployed on it.
+    colour_addons: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
     auto_subdomain: Mapped[str | None] = mapped_column(String(253))
     mcp_write_enabled: Mapped[bool] = mapped_column(default=False)
     restart_required: Mapped[bool] = mapped_column(default=False)

@@ -36,6 +36,7 @@ def get(name: str) -> JobKind | None:
 
 def load_job_kinds() -> None:
     """Import the modules that register job kinds (once; imports are cached)."""
+    import ocore.deployments.build
     import ocore.instances.jobs
     import ocore.jobs.diagnostics
     import ocore.servers.jobs  # noqa: F401

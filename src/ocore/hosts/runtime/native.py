@@ -64,6 +64,7 @@ class NativeRuntime:
         *,
         proxy: NginxProxy | None = None,
         domains: Sequence[str] = (),
+        colour_addons: Mapping[Colour, Sequence[str]] | None = None,
     ) -> None:
         self.host = host
         self.layout = layout
@@ -71,11 +72,15 @@ class NativeRuntime:
         self.ports = check_ports(ports)
         self.proxy = proxy
         self.domains = tuple(domains)
+        # The addons directories of the code deployed on each colour (blue and
+        # green run different commits during a deploy), ahead of the instance's own.
+        self.colour_addons = {c: tuple(p) for c, p in (colour_addons or {}).items()}
 
     def config_for(self, colour: Colour) -> OdooConfig:
         ports = self.ports[check_colour(colour)]
         return dataclasses.replace(
             self.config,
+            addons_path=(*self.colour_addons.get(colour, ()), *self.config.addons_path),
             http_port=ports.http,
             gevent_port=ports.gevent,
             data_dir=self.layout.data_dir,
