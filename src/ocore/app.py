@@ -29,6 +29,7 @@ from ocore.servers.router import router as servers_router
 from ocore.settings import Settings, get_settings
 from ocore.shares.public import router as shares_public_router
 from ocore.shares.router import router as shares_router
+from ocore.webhooks.router import router as webhooks_router
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(shares_router)
     api.include_router(shares_public_router)
     api.include_router(neutralization_router)
+    api.include_router(webhooks_router)
     api.include_router(projects_router)
     api.include_router(servers_router)
     app.include_router(api)
