@@ -89,9 +89,15 @@ def manifest(version: str, **extra: object) -> str:
 
 
 async def provisioned(
-    api: httpx.AsyncClient, tenant: Tenant, sshd: Sshd, nginx: Nginx, base_dir: Path, repo: GitRepo
+    api: httpx.AsyncClient,
+    tenant: Tenant,
+    sshd: Sshd,
+    nginx: Nginx,
+    base_dir: Path,
+    repo: GitRepo,
+    environment_type: str = "staging",
 ) -> dict[str, Any]:
-    """A project on the repository and a running instance linked to it as staging."""
+    """A project on the repository and a running instance linked to it (staging by default)."""
     server = await api.post(
         "/api/servers",
         json={
@@ -123,7 +129,7 @@ async def provisioned(
             "slug": slug,
             "serverId": server.json()["id"],
             "projectId": project.json()["id"],
-            "environmentType": "staging",
+            "environmentType": environment_type,
             "branch": "main",
         },
         headers=tenant.headers,

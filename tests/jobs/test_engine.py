@@ -248,3 +248,51 @@ async def test_reconciler_fails_a_job_out_of_attempts(
     assert failed is not None
     assert failed.status == "failed"
     assert "stopped responding" in (failed.error or "")
+
+
+async def test_reconciler_repairs_resources_whose_job_was_lost(
+    settings: Settings, database: Database, tenant
+) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from ocore.core.db import utcnow
+    from ocore.core.events import InProcessEventBus
+    from ocore.hosts import SSHPool
+    from ocore.instances.models import Instance
+    from ocore.jobs.queue import InProcessQueue
+    from tests.factories import make_instance
+
+    lost = await make_instance(database, tenant, "lost-one", status="provisioning")
+    busy = await make_instance(database, tenant, "busy-one", status="provisioning")
+    await make_instance(database, tenant, "fresh-one", status="provisioning")
+    long_ago = utcnow() - timedelta(hours=2)
+    async with database.sessionmaker() as session:
+        await session.execute(
+            update(Instance).where(Instance.id.in_([lost.id, busy.id])).values(updated_at=long_ago)
+        )
+        session.add(
+            Job(
+                kind="instance.provision",
+                target_type="instance",
+                target_id=busy.id,
+                status="running",
+                worker_id="alive:1",
+                lease_expires_at=utcnow() + timedelta(minutes=5),
+            )
+        )
+        await session.commit()
+    result = await engine.reconcile(
+        database, InProcessQueue(1), InProcessEventBus(), settings, SSHPool()
+    )
+    assert result["orphans"] == 1
+    async with database.sessionmaker() as session:
+        statuses = {
+            i.slug: (i.status, i.status_message)
+            for i in (await session.scalars(select(Instance))).all()
+        }
+    assert statuses["lost-one"][0] == "error"
+    assert "was lost" in (statuses["lost-one"][1] or "")
+    assert statuses["busy-one"][0] == "provisioning"
+    assert statuses["fresh-one"][0] == "provisioning"

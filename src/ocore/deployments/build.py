@@ -26,7 +26,7 @@ from ocore.hosts.runtime import Colour, check_colour, other_colour
 from ocore.instances.hosting import Hosting, load_hosting
 from ocore.instances.models import Instance
 from ocore.jobs.context import JobContext
-from ocore.jobs.registry import JobKind, register
+from ocore.jobs.registry import JobKind, OrphanCheck, register, register_orphan_check
 from ocore.projects.models import Project
 
 
@@ -255,6 +255,13 @@ async def mark_failed(context: JobContext, message: str) -> None:
     )
 
 
+register_orphan_check(
+    OrphanCheck(
+        Deployment,
+        ("queued", "running"),
+        {"status": "failed", "error_message": "The build job was lost; deploy again."},
+    )
+)
 BUILD = register(JobKind("deployment.build", build, on_failure=mark_failed))
 
 

@@ -71,6 +71,10 @@ async def resolve_target(
         ) from None
 
 
+async def enqueue_build(session: AsyncSession, jobs: JobSystem, deployment: Deployment) -> None:
+    await _enqueue(session, jobs, deployment, "deployment.build")
+
+
 async def _enqueue(
     session: AsyncSession, jobs: JobSystem, deployment: Deployment, kind: str
 ) -> None:
@@ -125,7 +129,7 @@ async def create_deployment(
         previous_deployment_id=previous.id if previous else None,
     )
     await repository.add(deployment)
-    await _enqueue(session, jobs, deployment, "deployment.build")
+    await enqueue_build(session, jobs, deployment)
     await audit.record(
         session, principal, "deployment.create", "deployment", deployment.id, {"sha": commit.sha}
     )

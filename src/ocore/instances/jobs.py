@@ -18,7 +18,7 @@ from ocore.hosts.runtime import COLOURS, Colour, check_colour
 from ocore.instances.hosting import Hosting, load_hosting
 from ocore.instances.models import Instance, Template
 from ocore.jobs.context import JobContext, Step
-from ocore.jobs.registry import JobKind, register
+from ocore.jobs.registry import JobKind, OrphanCheck, register, register_orphan_check
 
 INIT_TIMEOUT = 3600
 HEALTH_TIMEOUT = 180
@@ -62,12 +62,8 @@ async def _modules_to_install(context: JobContext, instance: Instance) -> list[s
     return modules
 
 
-async def provision(context: JobContext) -> None:
-    assert context.target_id is not None
-    hosting = await load_hosting(context, context.target_id)
-    instance, runtime, layout = hosting.instance, hosting.runtime, hosting.layout
-    await _set_instance(context, instance.id, status_message="Provisioning on the host.")
-
+async def prepare_host(context: JobContext, hosting: Hosting) -> None:
+    layout = hosting.layout
     async with context.step("prepare host") as step:
         await _require_odoo(hosting)
         for colour in COLOURS:
@@ -75,27 +71,10 @@ async def provision(context: JobContext) -> None:
         await hosting.host.run(["mkdir", "-p", "--", layout.data_dir])
         await step.log(f"instance directory {layout.instance_dir}")
 
-    async with context.step("initialize database") as step:
-        # blue's configuration minus its log file, so the output streams into this
-        # step; -i on an existing database updates the modules, so a retry is harmless.
-        init_conf = f"{layout.colour_dir('blue')}/init.conf"
-        config = dataclasses.replace(runtime.config_for("blue"), logfile=None, pidfile=None)
-        await hosting.host.write_file(init_conf, render_odoo_conf(config).encode(), mode=0o600)
-        modules = await _modules_to_install(context, instance)
-        await step.log(f"installing {', '.join(modules)} into {instance.database_name}")
-        argv = odoo_command(
-            layout.checkout(instance.odoo_version),
-            layout.python(instance.odoo_version),
-            init_conf,
-            database=instance.database_name,
-            install=modules,
-            stop_after_init=True,
-        )
-        try:
-            await _stream(step, hosting, argv, INIT_TIMEOUT)
-        finally:
-            await hosting.host.run(["rm", "-f", "--", init_conf], check=False)
 
+async def go_online(context: JobContext, hosting: Hosting) -> None:
+    """Start blue on a ready database, route the domains to it, record the instance running."""
+    instance, runtime = hosting.instance, hosting.runtime
     async with context.step("start blue") as step:
         await runtime.start("blue")
         await runtime.wait_healthy("blue", timeout=HEALTH_TIMEOUT)
@@ -122,6 +101,42 @@ async def provision(context: JobContext) -> None:
         wkhtmltopdf_version=version,
     )
     await _set_environments(context, instance.id, status="ready", status_message=None)
+
+
+async def initialize_database(context: JobContext, hosting: Hosting) -> None:
+    """``-i base`` (+ the template's modules); on an existing database it updates them."""
+    instance, runtime, layout = hosting.instance, hosting.runtime, hosting.layout
+    async with context.step("initialize database") as step:
+        # blue's configuration minus its log file, so the output streams into this
+        # step; -i on an existing database updates the modules, so a retry is harmless.
+        init_conf = f"{layout.colour_dir('blue')}/init.conf"
+        config = dataclasses.replace(runtime.config_for("blue"), logfile=None, pidfile=None)
+        await hosting.host.write_file(init_conf, render_odoo_conf(config).encode(), mode=0o600)
+        modules = await _modules_to_install(context, instance)
+        await step.log(f"installing {', '.join(modules)} into {instance.database_name}")
+        argv = odoo_command(
+            layout.checkout(instance.odoo_version),
+            layout.python(instance.odoo_version),
+            init_conf,
+            database=instance.database_name,
+            install=modules,
+            stop_after_init=True,
+        )
+        try:
+            await _stream(step, hosting, argv, INIT_TIMEOUT)
+        finally:
+            await hosting.host.run(["rm", "-f", "--", init_conf], check=False)
+
+
+async def provision(context: JobContext) -> None:
+    assert context.target_id is not None
+    hosting = await load_hosting(context, context.target_id)
+    await _set_instance(context, hosting.instance.id, status_message="Provisioning on the host.")
+
+    await prepare_host(context, hosting)
+
+    await initialize_database(context, hosting)
+    await go_online(context, hosting)
 
 
 async def mark_failed(context: JobContext, message: str) -> None:
@@ -167,11 +182,18 @@ async def control_failed(context: JobContext, message: str) -> None:
 
 async def remove(context: JobContext) -> None:
     assert context.target_id is not None
+    await remove_instance(
+        context, context.target_id, drop=bool(context.payload.get("dropDatabase"))
+    )
+
+
+async def remove_instance(context: JobContext, instance_id: uuid.UUID, *, drop: bool) -> None:
+    """Stop both colours, unroute, drop the database if asked, remove files and the row."""
     async with context.session() as session:
-        exists = await session.scalar(select(Instance.id).where(Instance.id == context.target_id))
+        exists = await session.scalar(select(Instance.id).where(Instance.id == instance_id))
     if exists is None:
         return  # removed by an earlier attempt
-    hosting = await load_hosting(context, context.target_id)
+    hosting = await load_hosting(context, instance_id)
     instance, layout = hosting.instance, hosting.layout
     async with context.step("stop processes") as step:
         for colour in COLOURS:
@@ -180,7 +202,7 @@ async def remove(context: JobContext) -> None:
     async with context.step("reverse proxy") as step:
         await hosting.proxy.remove(instance.slug)
         await step.log("site removed from nginx")
-    if context.payload.get("dropDatabase"):
+    if drop:
         async with context.step("drop database") as step:
             await drop_database(hosting.host, hosting.pg, instance.database_name)
             await remove_filestore(hosting.host, layout.data_dir, instance.database_name)
@@ -215,6 +237,10 @@ async def remove_failed(context: JobContext, message: str) -> None:
         )
 
 
+LOST = "The job carrying this out was lost; run the operation again."
+register_orphan_check(
+    OrphanCheck(Instance, ("provisioning", "deleting"), {"status": "error", "status_message": LOST})
+)
 PROVISION = register(JobKind("instance.provision", provision, on_failure=mark_failed))
 CONTROL = register(JobKind("instance.control", control, on_failure=control_failed))
 DELETE = register(JobKind("instance.delete", remove, on_failure=remove_failed))

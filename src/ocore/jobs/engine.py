@@ -340,9 +340,38 @@ async def reconcile(
         ).all()
     for job_id in waiting:
         dispatched += await dispatch_job(database, queue, job_id)
-    if requeued or failed or dispatched:
-        log.info("jobs_reconciled", requeued=requeued, failed=failed, dispatched=dispatched)
-    return {"requeued": requeued, "failed": failed, "dispatched": dispatched}
+    orphans = await repair_orphans(database, settings)
+    if requeued or failed or dispatched or orphans:
+        log.info(
+            "jobs_reconciled",
+            requeued=requeued,
+            failed=failed,
+            dispatched=dispatched,
+            orphans=orphans,
+        )
+    return {"requeued": requeued, "failed": failed, "dispatched": dispatched, "orphans": orphans}
+
+
+async def repair_orphans(database: Database, settings: Settings) -> int:
+    """Resources in a transitional status with no unfinished job: their job was lost."""
+    grace = utcnow() - timedelta(seconds=settings.job_redispatch_seconds)
+    repaired = 0
+    async with database.sessionmaker() as session:
+        for check in registry.orphan_checks():
+            model = check.model
+            active = select(Job.id).where(Job.target_id == model.id, Job.status.in_(ACTIVE))
+            result = await session.execute(
+                update(model)
+                .where(
+                    model.status.in_(check.statuses),
+                    model.updated_at < grace,
+                    ~active.exists(),
+                )
+                .values(**check.values)
+            )
+            repaired += result.rowcount  # type: ignore[attr-defined]
+        await session.commit()
+    return repaired
 
 
 async def _run_failure_hook(

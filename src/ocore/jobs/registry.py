@@ -20,6 +20,26 @@ class JobKind:
 
 
 _KINDS: dict[str, JobKind] = {}
+# Resources whose transitional status a lost job would leave behind: the
+# reconciler marks them failed so nothing stays "provisioning" forever.
+_ORPHAN_CHECKS: list[OrphanCheck] = []
+
+
+@dataclass(frozen=True)
+class OrphanCheck:
+    model: type[Any]
+    statuses: tuple[str, ...]
+    values: dict[str, Any]
+
+
+def register_orphan_check(check: OrphanCheck) -> OrphanCheck:
+    _ORPHAN_CHECKS.append(check)
+    return check
+
+
+def orphan_checks() -> list[OrphanCheck]:
+    load_job_kinds()
+    return list(_ORPHAN_CHECKS)
 
 
 def register(kind: JobKind) -> JobKind:
@@ -39,4 +59,5 @@ def load_job_kinds() -> None:
     import ocore.deployments.build
     import ocore.instances.jobs
     import ocore.jobs.diagnostics
+    import ocore.neutralization.jobs
     import ocore.servers.jobs  # noqa: F401
