@@ -10,6 +10,7 @@ import secrets
 import shlex
 from collections import deque
 from collections.abc import Awaitable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ocore.core.errors import CommandFailed, CommandTimeout
@@ -84,19 +85,69 @@ def temp_sibling(path: str) -> str:
     return posixpath.join(head, f".{tail}.{secrets.token_hex(6)}.tmp")
 
 
+# Values passed through ``env=`` never appear in the remote command line:
+# sshd runs ``$SHELL -c LINE``, and LINE stays readable by every user of the
+# host in /proc/<pid>/cmdline (ps) for as long as that shell lives; the old
+# ``exec /usr/bin/env -- K=V ... argv`` exposed e.g. PGPASSWORD there.
+#
+# How the values travel instead, and why:
+# - The SSH "env" channel request is no option: OpenSSH silently drops every
+#   variable that its AcceptEnv does not list, and by default it lists none
+#   (Debian: LANG LC_* only).
+# - An SFTP-written 0600 file that the prelude sources and deletes puts the
+#   secret on the host's disk, costs another session and several round trips
+#   per command, and stays behind when the link drops (or the command is
+#   killed) between the upload and the prelude's rm; removing it then needs
+#   yet another session that may never come.
+# - So the values go through the channel's stdin, ahead of the command's own
+#   input: one line of shell code (``unset``, then ``export`` with every value
+#   ``shlex.quote``d) that the fixed prelude below reads with the ``read``
+#   builtin. Shells read a pipe one byte at a time there, precisely so that
+#   ``{ read -r line; cat; }`` leaves the rest for the next reader: the
+#   command inherits its stdin untouched, and without ``stdin=`` it sees EOF
+#   right after that line, as it used to see /dev/null. Nothing touches the
+#   disk and nothing is left to clean up, whatever happens to the command.
+#
+# The prelude is a constant. It moves the line into the positional parameters
+# (shell memory, never a command line), with a newline as ``$2`` that the line
+# splices between the quoted pieces of multi-line values, and evals it. Its
+# helper variable is gone before the eval, so any valid name may be set;
+# ``unset`` strips bash's dynamic variables (RANDOM, SECONDS, ...) of their
+# magic first. A name the login shell keeps read-only (bash: UID, EUID, PPID,
+# SHELLOPTS, ...) cannot be set: that fails with status 125, as env(1) does
+# when it cannot do its job; so does a line cut short.
+ENV_STATUS = 125
+ENV_PRELUDE = (
+    f"IFS= read -r ocore_env || exit {ENV_STATUS}\n"
+    "set -- \"$ocore_env\" '\n'\n"
+    "unset -v ocore_env\n"
+    f'eval "$1" || exit {ENV_STATUS}\n'
+    "set --"
+)
+
+
+def env_script(env: Mapping[str, str]) -> bytes:
+    """The line the prelude reads from stdin: shell code that exports ``env``."""
+    names = " ".join(env)
+    # '"$2"' is the prelude's newline: the line itself must not contain one.
+    values = ('"$2"'.join(shlex.quote(part) for part in v.split("\n")) for v in env.values())
+    assignments = " ".join(f"{name}={value}" for name, value in zip(env, values, strict=True))
+    return f"unset -v {names}; export {assignments}\n".encode()
+
+
 def shell_command(
-    argv: Sequence[str], env: Mapping[str, str], cwd: str | None, *, merge_stderr: bool
+    argv: Sequence[str], cwd: str | None, *, merge_stderr: bool, env_on_stdin: bool
 ) -> str:
     """The line sshd hands to the login shell; every argument is a quoted literal."""
-    words = ["/usr/bin/env", "--", *(f"{k}={v}" for k, v in env.items()), *argv] if env else argv
-    command = "exec " + shlex.join(words)
     steps = [f"printf '{PGID_MARKER.decode()}%s\\n' \"$$\" >&2"]
     if merge_stderr:
         steps.append("exec 2>&1")
+    if env_on_stdin:
+        steps.append(ENV_PRELUDE)
     if cwd is not None:
         # A fixed status, whatever the login shell's own code for a failed cd.
         steps.append(f"cd -- {shlex.quote(cwd)} || exit 2")
-    steps.append(command)
+    steps.append("exec " + shlex.join(argv))
     return "; ".join(steps)
 
 
@@ -194,13 +245,23 @@ async def before(
         raise command_timeout(argv, seconds or 0) from None
 
 
+@dataclass(frozen=True)
+class RemoteCommand:
+    args: tuple[str, ...]
+    # The line for the SSH exec request: argv, cwd and the fixed prelude only.
+    line: str
+    # The environment script to send on stdin before anything else, if any.
+    stdin_prefix: bytes | None
+
+
 def remote_command(
     argv: Sequence[str], env: Mapping[str, str] | None, cwd: str | None, *, merge_stderr: bool
-) -> tuple[tuple[str, ...], str]:
+) -> RemoteCommand:
     args = check_argv(argv)
     environ = check_env(env)
     workdir = check_path(cwd, "cwd") if cwd is not None else None
-    return args, shell_command(args, environ, workdir, merge_stderr=merge_stderr)
+    line = shell_command(args, workdir, merge_stderr=merge_stderr, env_on_stdin=bool(environ))
+    return RemoteCommand(args, line, env_script(environ) if environ else None)
 
 
 async def read_pgid(proc: Any) -> tuple[int | None, bytes]:

@@ -173,19 +173,21 @@ class SSHHost:
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
     ) -> CommandResult:
-        args, line = cmd.remote_command(argv, env, cwd, merge_stderr=False)
-        stdin_mode = asyncssh.PIPE if stdin is not None else asyncssh.DEVNULL
-        async with self._process(line, stdin_mode) as (entry, proc):
+        remote = cmd.remote_command(argv, env, cwd, merge_stderr=False)
+        args, prefix = remote.args, remote.stdin_prefix
+        piped = stdin is not None or prefix is not None
+        stdin_mode = asyncssh.PIPE if piped else asyncssh.DEVNULL
+        async with self._process(remote.line, stdin_mode) as (entry, proc):
             deadline = cmd.deadline(timeout)
             pgid: int | None = None
             finished = False
             try:
+                if prefix is not None:
+                    # The environment goes first, ahead of the command's own input.
+                    _feed(proc, prefix, close=stdin is None)
                 pgid, noise = await cmd.before(deadline, cmd.read_pgid(proc), args, timeout)
                 if stdin is not None:
-                    # The command may exit without reading its input; that is its business.
-                    with contextlib.suppress(OSError):
-                        proc.stdin.write(stdin)
-                        proc.stdin.write_eof()
+                    _feed(proc, stdin, close=True)
                 out, err = await cmd.before(deadline, proc.communicate(), args, timeout)
                 finished = True
             finally:
@@ -205,13 +207,17 @@ class SSHHost:
         env: Mapping[str, str] | None = None,
         cwd: str | None = None,
     ) -> AsyncGenerator[str, None]:
-        args, line = cmd.remote_command(argv, env, cwd, merge_stderr=True)
+        remote = cmd.remote_command(argv, env, cwd, merge_stderr=True)
+        args, prefix = remote.args, remote.stdin_prefix
         splitter, tail = cmd.LineSplitter(), cmd.Tail()
-        async with self._process(line, asyncssh.DEVNULL) as (entry, proc):
+        stdin_mode = asyncssh.DEVNULL if prefix is None else asyncssh.PIPE
+        async with self._process(remote.line, stdin_mode) as (entry, proc):
             deadline = cmd.deadline(timeout)
             pgid: int | None = None
             finished = False
             try:
+                if prefix is not None:
+                    _feed(proc, prefix, close=True)
                 pgid, noise = await cmd.before(deadline, cmd.read_pgid(proc), args, timeout)
                 chunk = noise
                 while True:
@@ -386,3 +392,13 @@ class SSHHost:
             async with asyncio.timeout(5):
                 await proc.wait_closed()
         proc.close()
+
+
+def _feed(proc: Any, data: bytes, *, close: bool) -> None:
+    """Queue input for a remote process (asyncssh buffers it; nothing blocks)."""
+    # The command may exit without reading its input; that is its business.
+    with contextlib.suppress(OSError):
+        if data:
+            proc.stdin.write(data)
+        if close:
+            proc.stdin.write_eof()
