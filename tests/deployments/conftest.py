@@ -139,7 +139,10 @@ async def provisioned(
         await api.get(f"/api/jobs?targetId={instance.json()['id']}", headers=tenant.headers)
     ).json()["jobs"]
     job = await wait_for_job(api, tenant.headers, jobs[0]["id"], timeout=120)
-    assert job["status"] == "succeeded", job
+    assert job["status"] == "succeeded", (
+        job["error"],
+        [(s["name"], s["output"][-800:]) for s in job["steps"]],
+    )
     return {"project": project.json(), "instance": instance.json(), "slug": slug}
 
 

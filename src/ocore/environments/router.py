@@ -6,13 +6,16 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, status
 
 from ocore.core.auth import Admin, CurrentPrincipal, ManageEnvironments
+from ocore.core.deps import JobSystemDep, SecretBoxDep, SettingsDep
 from ocore.core.pagination import Pagination
 from ocore.core.problems import PROBLEM_RESPONSES
+from ocore.core.schemas import Message
 from ocore.core.uow import SessionDep
-from ocore.environments import service
+from ocore.environments import lifecycle, service
 from ocore.environments.models import Environment
 from ocore.environments.repository import EnvironmentRepository
 from ocore.environments.schemas import (
+    CloneRequest,
     CommitBehaviorOut,
     CommitBehaviorUpdate,
     EnvironmentCreate,
@@ -20,6 +23,8 @@ from ocore.environments.schemas import (
     EnvironmentOut,
     EnvironmentUpdate,
     Pipeline,
+    PromoteAccepted,
+    PromoteRequest,
     TestGates,
     TestGatesUpdate,
     TestGatesUpdated,
@@ -142,4 +147,62 @@ async def update_test_gates(
         test_gate_staging=project.test_gate_staging,
         test_gate_production=project.test_gate_production,
         message="Test gates updated.",
+    )
+
+
+@router.delete(
+    "/{id}",
+    response_model=Message,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Delete an environment with its instance and database (not production)",
+)
+async def delete_environment(
+    environment: EnvironmentDep,
+    principal: ManageEnvironments,
+    session: SessionDep,
+    jobs: JobSystemDep,
+) -> Message:
+    await lifecycle.delete_environment(session, jobs, principal, environment)
+    return Message(message=f"Environment {environment.name} is being deleted.")
+
+
+@router.post(
+    "/{id}/clone",
+    response_model=EnvironmentOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Clone an environment (database and filestore) onto a new branch",
+)
+async def clone_environment(
+    environment: EnvironmentDep,
+    body: CloneRequest,
+    principal: ManageEnvironments,
+    session: SessionDep,
+    settings: SettingsDep,
+    box: SecretBoxDep,
+    jobs: JobSystemDep,
+) -> EnvironmentOut:
+    clone = await lifecycle.clone_environment(
+        session, settings, box, jobs, principal, environment, body
+    )
+    return await service.load_out(session, principal.organization_id, clone.id)
+
+
+@router.post(
+    "/{id}/promote",
+    response_model=PromoteAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Promote or demote an environment",
+)
+async def promote_environment(
+    environment: EnvironmentDep,
+    body: PromoteRequest,
+    principal: CurrentPrincipal,
+    session: SessionDep,
+    jobs: JobSystemDep,
+) -> PromoteAccepted:
+    promotion = await lifecycle.promote(session, jobs, principal, environment, body)
+    return PromoteAccepted(
+        message=promotion.message or f"{environment.name} is now {promotion.to_stage}.",
+        new_stage=promotion.to_stage,
+        promotion_id=promotion.id,
     )

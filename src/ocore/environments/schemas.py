@@ -96,3 +96,21 @@ class PipelineEntry(EnvironmentOut):
 
 class Pipeline(Schema):
     stages: dict[str, list[PipelineEntry]]
+
+
+class CloneRequest(InputSchema):
+    target_branch: BranchName
+    target_type: EnvironmentType = "staging"
+    auto_destroy: bool = False
+
+
+class PromoteRequest(InputSchema):
+    target_stage: EnvironmentType
+    force_promote: bool = False
+    demotion_db_option: Literal["fresh", "clone"] | None = None
+
+
+class PromoteAccepted(Schema):
+    message: str
+    new_stage: str
+    promotion_id: uuid.UUID

@@ -57,6 +57,7 @@ def get(name: str) -> JobKind | None:
 def load_job_kinds() -> None:
     """Import the modules that register job kinds (once; imports are cached)."""
     import ocore.deployments.build
+    import ocore.environments.jobs
     import ocore.instances.jobs
     import ocore.jobs.diagnostics
     import ocore.neutralization.jobs
