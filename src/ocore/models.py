@@ -16,6 +16,7 @@ from ocore.orgs.models import ApiToken, AuditEntry, Organization, User
 from ocore.projects.models import Project
 from ocore.servers.models import Server
 from ocore.shares.models import ShareLink
+from ocore.webhooks.models import WebhookDelivery
 
 __all__ = [
     "ApiToken",
@@ -40,4 +41,5 @@ __all__ = [
     "Snapshot",
     "Template",
     "User",
+    "WebhookDelivery",
 ]
