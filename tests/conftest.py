@@ -33,6 +33,7 @@ ADMIN_DATABASE_URL = os.environ.get(
     "postgresql+asyncpg://ocore_test:ocore_test@127.0.0.1:5432/postgres",
 )
 REDIS_URL = os.environ.get("OCORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+INSTANCE_PORT_MIN = 21000 + 1000 * (uuid.uuid4().int % 38)
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -79,6 +80,9 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         secret_key="test-key-" + uuid.uuid4().hex,
         log_json=True,
         queue_name=f"ocore:test:{uuid.uuid4().hex[:8]}",
+        # A port window of this session's own: other test runs on the machine keep theirs.
+        instance_port_min=INSTANCE_PORT_MIN,
+        instance_port_max=INSTANCE_PORT_MIN + 999,
     )
 
 

@@ -58,7 +58,8 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
-    max_body_bytes: int = 1024 * 1024
+    # Bounds every request body: webhooks of big pushes and uploads through share links fit.
+    max_body_bytes: int = 16 * 1024 * 1024
 
     @field_validator("data_dir")
     @classmethod

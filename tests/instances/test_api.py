@@ -11,7 +11,7 @@ from ocore.core.auth import Role
 from ocore.core.db import Database
 from ocore.instances.models import Instance
 from ocore.jobs.models import Job
-from tests.conftest import Tenant
+from tests.conftest import INSTANCE_PORT_MIN, Tenant
 
 
 @pytest.fixture
@@ -43,8 +43,8 @@ async def test_create_queues_provisioning(client, tenant: Tenant, server: dict, 
     assert instance["odooEdition"] == "community"
     assert instance["activeColor"] == "blue"
     assert instance["httpPort"] == 8069
-    assert instance["httpPortHost"] == 20000
-    assert instance["longpollingPortHost"] == 20001
+    assert instance["httpPortHost"] == INSTANCE_PORT_MIN
+    assert instance["longpollingPortHost"] == INSTANCE_PORT_MIN + 1
     assert instance["envVars"] == {"SENTRY_DSN": "https://x"}
     assert instance["domains"] == []
     assert "adminPassword" not in response.text
@@ -68,7 +68,7 @@ async def test_concurrent_creates_get_distinct_ports(client, tenant: Tenant, ser
     )
     assert [r.status_code for r in responses] == [202] * 6
     ports = sorted(r.json()["httpPortHost"] for r in responses)
-    assert ports == [20000 + 4 * i for i in range(6)]
+    assert ports == [INSTANCE_PORT_MIN + 4 * i for i in range(6)]
 
 
 @pytest.mark.parametrize(

@@ -62,10 +62,33 @@ async def _modules_to_install(context: JobContext, instance: Instance) -> list[s
     return modules
 
 
+async def _require_free_ports(hosting: Hosting) -> None:
+    """ocore reserves ports in its database; something else on the host may hold them."""
+    ports = {
+        port
+        for colour in COLOURS
+        for port in (hosting.runtime.ports[colour].http, hosting.runtime.ports[colour].gevent)
+    }
+    listening = await hosting.host.run(["ss", "-Hltn"], check=False)
+    if not listening.ok:
+        return  # no ss on this host: the start step reports a taken port instead
+    # Columns: state, recv-q, send-q, local address:port, peer address:port.
+    local = [line.split()[3] for line in listening.stdout.splitlines() if len(line.split()) > 3]
+    taken = sorted(p for p in ports if any(address.endswith(f":{p}") for address in local))
+    ours = await hosting.runtime.status("blue")
+    if taken and not ours.running:
+        raise HostError(
+            f"Port(s) {', '.join(map(str, taken))} reserved for {hosting.instance.slug} are in "
+            f"use on {hosting.server.name} by another program; free them or change "
+            "OCORE_INSTANCE_PORT_MIN/MAX."
+        )
+
+
 async def prepare_host(context: JobContext, hosting: Hosting) -> None:
     layout = hosting.layout
     async with context.step("prepare host") as step:
         await _require_odoo(hosting)
+        await _require_free_ports(hosting)
         for colour in COLOURS:
             await hosting.host.run(["mkdir", "-p", "--", layout.colour_dir(colour)])
         await hosting.host.run(["mkdir", "-p", "--", layout.data_dir])

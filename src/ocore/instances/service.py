@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -244,6 +245,15 @@ async def delete_instance(
 ) -> Job:
     if instance.status == "deleting":
         raise Conflict("The instance is already being deleted.")
+    production = await session.scalar(
+        select(Environment.name).where(
+            Environment.instance_id == instance.id, Environment.environment_type == "production"
+        )
+    )
+    if production is not None:
+        raise Conflict(
+            f"The production environment '{production}' runs on this instance; remove it first."
+        )
     instance.status = "deleting"
     instance.status_message = "Waiting for the cleanup job."
     await session.flush()
