@@ -9,7 +9,7 @@ from ocore.deployments.models import (
     Snapshot,
 )
 from ocore.environments.models import Environment, Promotion
-from ocore.instances.models import Domain, Instance, Template
+from ocore.instances.models import Domain, HealthCheck, Instance, Template
 from ocore.jobs.models import Job, JobStep
 from ocore.neutralization.models import NeutralizationItem, NeutralizationProfile
 from ocore.orgs.models import ApiToken, AuditEntry, Organization, User
@@ -28,6 +28,7 @@ __all__ = [
     "DeploymentStep",
     "Domain",
     "Environment",
+    "HealthCheck",
     "Instance",
     "Job",
     "JobStep",

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # A queued job whose dispatch is this old without being picked up is dispatched again.
     job_redispatch_seconds: float = Field(default=300, gt=0)
     worker_concurrency: int = Field(default=8, ge=1)
+    # How often running instances are probed (/web/health) and their score refreshed.
+    health_check_interval_seconds: float = Field(default=60, gt=0)
     queue_name: str = "ocore:jobs"
 
     # How users reach this API (share links are built from it).

@@ -12,6 +12,7 @@ from ocore.core.crypto import SecretBox
 from ocore.core.db import Database
 from ocore.core.events import RedisEventBus
 from ocore.core.logging import configure_logging
+from ocore.instances.probe import probe_instances as probe_running_instances
 from ocore.jobs.engine import JobRunner, reconcile
 from ocore.jobs.queue import RUN_JOB, ArqQueue, redis_settings
 from ocore.jobs.registry import load_job_kinds
@@ -53,6 +54,10 @@ async def run_job(ctx: dict[str, Any], job_id: str) -> None:
     await ctx["runner"].run(uuid.UUID(job_id))
 
 
+async def probe_instances(ctx: dict[str, Any]) -> None:
+    await probe_running_instances(ctx["database"], ctx["runner"].secret_box, ctx["ssh_pool"])
+
+
 async def reconcile_jobs(ctx: dict[str, Any]) -> None:
     await reconcile(ctx["database"], ctx["queue"], ctx["events"], ctx["settings"], ctx["ssh_pool"])
 
@@ -74,7 +79,8 @@ def create_worker(settings: Settings, *, burst: bool = False) -> Worker:
                 second=set(range(0, 60, step)),
                 run_at_startup=True,
                 unique=True,
-            )
+            ),
+            cron(probe_instances, name="probe_instances", second={0}, unique=True),
         ],
         queue_name=settings.queue_name,
         redis_settings=redis_settings(settings.redis_url),

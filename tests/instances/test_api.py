@@ -205,6 +205,7 @@ async def test_health_and_score(client, tenant: Tenant, server: dict) -> None:
     ).json()
     assert {f["name"] for f in score["factors"]} == {
         "availability",
+        "response_time",
         "freshness",
         "stability",
         "pdf_rendering",

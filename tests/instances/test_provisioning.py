@@ -185,3 +185,51 @@ async def test_unreachable_database_fails_cleanly(
     assert instance["status"] == "error"
     assert instance["statusMessage"]
     assert "PGPASSWORD" not in instance["statusMessage"]
+
+
+async def test_health_probe_records_history_and_status(
+    embedded_app, embedded_client, tenant: Tenant, server: dict, base_dir: Path
+) -> None:
+    import json
+
+    from ocore.instances.probe import probe_instances
+
+    client = embedded_client
+    slug = f"probe-{uuid.uuid4().hex[:6]}"
+    response = await client.post(
+        "/api/instances",
+        json={"name": "Probe", "slug": slug, "serverId": server["id"], "odooVersion": "17.0"},
+        headers=tenant.headers,
+    )
+    instance = response.json()
+    job = await job_of(client, tenant, instance["id"], "instance.provision")
+    assert job["status"] == "succeeded", job
+    jobs = embedded_app.state.jobs
+
+    async def probe() -> dict:
+        await probe_instances(jobs.database, jobs.secret_box, jobs.ssh_pool)
+        return (await client.get(f"/api/instances/{instance['id']}", headers=tenant.headers)).json()
+
+    healthy = await probe()
+    assert healthy["status"] == "running"
+    assert healthy["healthScore"] is not None
+    knob = base_dir / "instances" / slug / "data" / "standin.json"
+    knob.write_text(json.dumps({"health": "fail"}))
+    sick = await probe()
+    assert sick["status"] == "unhealthy"
+    assert "Health check failed" in sick["statusMessage"]
+    health = (
+        await client.get(f"/api/instances/{instance['id']}/health", headers=tenant.headers)
+    ).json()
+    assert health["status"] == "unhealthy"
+    score = (
+        await client.get(f"/api/instances/{instance['id']}/health-score", headers=tenant.headers)
+    ).json()
+    availability = next(f for f in score["factors"] if f["name"] == "availability")
+    assert availability["score"] == 50
+    assert "1/2 health checks passed" in availability["details"]
+    assert score["score"] == round(sum(f["weighted"] for f in score["factors"]))
+    knob.unlink()
+    recovered = await probe()
+    assert recovered["status"] == "running"
+    assert recovered["statusMessage"] is None

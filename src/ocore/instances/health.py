@@ -1,4 +1,4 @@
-"""The health score of an instance: a few explainable factors, weighted."""
+"""The health score of an instance: named, weighted factors from its probe history."""
 
 from __future__ import annotations
 
@@ -8,8 +8,16 @@ from datetime import datetime, timedelta
 from ocore.core.db import utcnow
 from ocore.instances.models import Instance
 
-AVAILABILITY = {"running": 100, "starting": 60, "provisioning": 50, "stopped": 30}
 GRADES = ((90, "A"), (75, "B"), (60, "C"), (40, "D"))
+
+
+@dataclass(frozen=True)
+class History:
+    """Probes of the last 24 hours."""
+
+    checks: int = 0
+    passed: int = 0
+    median_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -24,43 +32,52 @@ class Factor:
         return round(self.score * self.weight, 2)
 
 
-def _freshness(last_seen: datetime | None, now: datetime) -> tuple[int, str]:
+def _availability(instance: Instance, history: History) -> Factor:
+    if history.checks:
+        ratio = history.passed / history.checks
+        details = f"{history.passed}/{history.checks} health checks passed in 24 h"
+        return Factor("availability", round(ratio * 100), 0.35, details)
+    score = 50 if instance.status in ("provisioning", "starting") else 0
+    return Factor("availability", score, 0.35, f"no health check yet (status {instance.status})")
+
+
+def _response_time(history: History) -> Factor:
+    ms = history.median_ms
+    if ms is None:
+        return Factor("response_time", 0, 0.15, "no answer measured")
+    score = 100 if ms <= 300 else 70 if ms <= 1000 else 40 if ms <= 3000 else 10
+    return Factor("response_time", score, 0.15, f"median /web/health {ms} ms over 24 h")
+
+
+def _freshness(last_seen: datetime | None, now: datetime) -> Factor:
     if last_seen is None:
-        return 0, "never seen by a health check"
+        return Factor("freshness", 0, 0.15, "never seen healthy")
     age = now - last_seen
     if age <= timedelta(minutes=5):
-        return 100, "seen in the last 5 minutes"
+        return Factor("freshness", 100, 0.15, "seen healthy in the last 5 minutes")
     if age <= timedelta(hours=1):
-        return 60, "seen in the last hour"
-    return 0, f"last seen {int(age.total_seconds() // 3600)} h ago"
+        return Factor("freshness", 60, 0.15, "seen healthy in the last hour")
+    return Factor(
+        "freshness", 0, 0.15, f"last seen healthy {int(age.total_seconds() // 3600)} h ago"
+    )
 
 
-def _stability(restarts: int) -> int:
-    if restarts == 0:
-        return 100
-    if restarts <= 3:
-        return 70
-    return 40 if restarts <= 10 else 10
+def _stability(restarts: int) -> Factor:
+    score = 100 if restarts == 0 else 70 if restarts <= 3 else 40 if restarts <= 10 else 10
+    return Factor("stability", score, 0.15, f"{restarts} restarts")
 
 
-def compute(instance: Instance, now: datetime | None = None) -> tuple[int, str, list[Factor]]:
+def compute(
+    instance: Instance, history: History | None = None, now: datetime | None = None
+) -> tuple[int, str, list[Factor]]:
     now = now or utcnow()
-    freshness, freshness_details = _freshness(instance.last_seen_at, now)
+    history = history or History()
     pdf = {"ok": 100, None: 50}.get(instance.wkhtmltopdf_status, 0)
     factors = [
-        Factor(
-            "availability",
-            AVAILABILITY.get(instance.status, 0),
-            0.4,
-            f"status {instance.status}",
-        ),
-        Factor("freshness", freshness, 0.2, freshness_details),
-        Factor(
-            "stability",
-            _stability(instance.restart_count),
-            0.2,
-            f"{instance.restart_count} restarts",
-        ),
+        _availability(instance, history),
+        _response_time(history),
+        _freshness(instance.last_seen_at, now),
+        _stability(instance.restart_count),
         Factor(
             "pdf_rendering", pdf, 0.1, f"wkhtmltopdf {instance.wkhtmltopdf_status or 'unknown'}"
         ),

@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ocore.core.db import Base, IdMixin, TimestampMixin, utcnow
@@ -109,3 +109,21 @@ class Domain(IdMixin, Base):
     ssl_status: Mapped[str] = mapped_column(String(20), default="pending")
     ssl_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class HealthCheck(IdMixin, Base):
+    """One probe of an instance: kept so its health score can be explained."""
+
+    __tablename__ = "instance_health_checks"
+    __table_args__ = (
+        Index("ix_instance_health_checks_instance_time", "instance_id", "checked_at"),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    instance_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"))
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ok: Mapped[bool]
+    response_ms: Mapped[int | None]
+    detail: Mapped[str | None] = mapped_column(String(500))

@@ -13,6 +13,7 @@ from ocore.core.problems import PROBLEM_RESPONSES
 from ocore.core.uow import SessionDep
 from ocore.instances import health, service
 from ocore.instances.models import Instance
+from ocore.instances.probe import history_stats
 from ocore.instances.repository import InstanceRepository
 from ocore.instances.schemas import (
     Accepted,
@@ -137,8 +138,9 @@ async def instance_health(instance: InstanceDep) -> InstanceHealth:
 
 
 @router.get("/{id}/health-score", response_model=HealthScore, summary="Get the health score")
-async def instance_health_score(instance: InstanceDep) -> HealthScore:
-    score, grade, factors = health.compute(instance)
+async def instance_health_score(instance: InstanceDep, session: SessionDep) -> HealthScore:
+    history = await history_stats(session, instance.id)
+    score, grade, factors = health.compute(instance, history)
     return HealthScore(
         score=score,
         grade=grade,

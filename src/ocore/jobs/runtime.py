@@ -32,7 +32,9 @@ class JobSystem:
         self.queue: JobQueue
         self.runner: JobRunner | None = None
         self.ssh_pool = create_ssh_pool(database)
+        self.secret_box = secret_box
         self._reconciler: asyncio.Task[None] | None = None
+        self._prober: asyncio.Task[None] | None = None
         if settings.redis_url:
             self.queue = ArqQueue(settings.redis_url, settings.queue_name)
         else:
@@ -47,6 +49,17 @@ class JobSystem:
     def start(self) -> None:
         if self.runner is not None and self._reconciler is None:
             self._reconciler = asyncio.create_task(self._reconcile_forever())
+            self._prober = asyncio.create_task(self._probe_forever())
+
+    async def _probe_forever(self) -> None:
+        from ocore.instances.probe import probe_instances
+
+        while True:
+            await asyncio.sleep(self.settings.health_check_interval_seconds)
+            try:
+                await probe_instances(self.database, self.secret_box, self.ssh_pool)
+            except Exception:
+                log.exception("probe_failed")
 
     async def _reconcile_forever(self) -> None:
         while True:
@@ -59,11 +72,12 @@ class JobSystem:
             await asyncio.sleep(self.settings.reconcile_interval_seconds)
 
     async def stop(self) -> None:
-        if self._reconciler is not None:
-            self._reconciler.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reconciler
-            self._reconciler = None
+        for task in (self._reconciler, self._prober):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._reconciler = self._prober = None
         await self.queue.close()
         await self.events.close()
         await self.ssh_pool.close_all()
