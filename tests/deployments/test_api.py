@@ -151,3 +151,57 @@ async def test_permissions_and_reads(
     )
     assert response.status_code == 409
     assert "did not succeed" in response.json()["detail"]
+
+
+async def test_waive_a_failed_optional_gate(client, tenant: Tenant, setup: dict, database) -> None:
+    from ocore.deployments.models import DeploymentEvidence
+    from ocore.orgs.models import AuditEntry
+
+    async with database.sessionmaker() as session:
+        deployment = Deployment(
+            organization_id=tenant.organization_id,
+            project_id=setup["project"]["id"],
+            instance_id=setup["instance"].id,
+            status="failed",
+            commit_sha=setup["sha"],
+            success_verdict={"status": "failed", "label": "Failed", "clean": False,
+                             "waived": False, "legacy": False, "reason": "tests failed"},
+        )  # fmt: skip
+        session.add(deployment)
+        await session.flush()
+        for key, required, status in (
+            ("module_update", True, "passed"),
+            ("tests", False, "failed"),
+            ("health_check", True, "failed"),
+        ):
+            session.add(
+                DeploymentEvidence(
+                    deployment_id=deployment.id,
+                    gate_key=key,
+                    name=key,
+                    required=required,
+                    status=status,
+                )
+            )
+        await session.commit()
+    path = f"/api/projects/{setup['project']['id']}/deployments/{deployment.id}/waivers"
+    body = {"gateKey": "tests", "reason": "flaky test tracked in JIRA-42"}
+    developer = await tenant.add_member(Role.DEVELOPER)
+    assert (await client.post(path, json=body, headers=developer.headers)).status_code == 403
+    assert (
+        await client.post(path, json={**body, "reason": "meh"}, headers=tenant.headers)
+    ).status_code == 422
+    for gate in ("module_update", "health_check", "nope"):
+        response = await client.post(path, json={**body, "gateKey": gate}, headers=tenant.headers)
+        assert response.status_code in (404, 409), gate
+    response = await client.post(path, json=body, headers=tenant.headers)
+    assert response.status_code == 200, response.text
+    tests_gate = next(e for e in response.json()["evidence"] if e["gateKey"] == "tests")
+    assert tests_gate["waiver"]["reason"] == "flaky test tracked in JIRA-42"
+    assert tests_gate["waiver"]["actor"].startswith("owner@")
+    # The health check still failed: the verdict stays failed.
+    assert response.json()["successVerdict"]["status"] == "failed"
+    assert (await client.post(path, json=body, headers=tenant.headers)).status_code == 409
+    async with database.sessionmaker() as session:
+        actions = (await session.scalars(select(AuditEntry.action))).all()
+    assert "deployment.waive" in actions

@@ -10,14 +10,14 @@ from fastapi.responses import PlainTextResponse
 from sqlalchemy import Select
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from ocore.core.auth import CurrentPrincipal, Deploy
+from ocore.core.auth import Admin, CurrentPrincipal, Deploy
 from ocore.core.deps import JobSystemDep, SecretBoxDep, SettingsDep
 from ocore.core.errors import InvalidInput, NotFound
 from ocore.core.events import parse_event_id
 from ocore.core.pagination import PageParams, Pagination
 from ocore.core.problems import PROBLEM_RESPONSES
 from ocore.core.uow import SessionDep
-from ocore.deployments import service, views
+from ocore.deployments import service, views, waivers
 from ocore.deployments.models import Deployment
 from ocore.deployments.repository import DeploymentRepository
 from ocore.deployments.schemas import (
@@ -26,6 +26,7 @@ from ocore.deployments.schemas import (
     DeployRequest,
     LogSummaryOut,
     RollbackRequest,
+    WaiverRequest,
 )
 from ocore.deployments.steps import deployment_stream, step_event
 from ocore.environments.router import EnvironmentDep
@@ -131,6 +132,18 @@ async def list_deployments(
     "/deployments/{deployment_id}", response_model=DeploymentOut, summary="Get a deployment"
 )
 async def get_deployment(deployment: DeploymentDep, session: SessionDep) -> DeploymentOut:
+    return await _out(session, deployment)
+
+
+@router.post(
+    "/deployments/{deployment_id}/waivers",
+    response_model=DeploymentOut,
+    summary="Waive a failed gate the project does not require (admin, audited)",
+)
+async def waive_gate(
+    deployment: DeploymentDep, body: WaiverRequest, principal: Admin, session: SessionDep
+) -> DeploymentOut:
+    await waivers.waive_gate(session, principal, deployment, body)
     return await _out(session, deployment)
 
 

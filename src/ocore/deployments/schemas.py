@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -163,3 +163,10 @@ class LogSummaryOut(Schema):
     warning_count: int
     warning_groups: list[LogWarningGroup]
     sections: list[LogSection]
+
+
+class WaiverRequest(InputSchema):
+    gate_key: Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[a-z_]+$")]
+    reason: Annotated[str, Field(min_length=10, max_length=2000)]
+    scope: Literal["deployment"] = "deployment"
+    expires_at: datetime | None = None
