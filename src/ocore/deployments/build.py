@@ -195,28 +195,36 @@ async def build(context: JobContext) -> None:
         await _recover(
             context, recorder, hosting, idle, snapshot_taken if database_touched else None
         )
-        await gates.save(context, deployment.id)
-        await _finish(
-            context,
-            deployment.id,
-            status="failed",
-            error_message=message,
-            commit_sha=sha,
-            active_color=old,
-            **gates.outcome(failed=True),
-        )
-        await recorder.complete({"status": "failed", "errorMessage": message})
+        await _conclude(context, recorder, gates, deployment.id, sha, old, error=message)
         return
-    await gates.save(context, deployment.id)
+    await _conclude(context, recorder, gates, deployment.id, sha, idle)
+
+
+async def _conclude(
+    context: JobContext,
+    recorder: DeploymentRecorder,
+    gates: Gates,
+    deployment_id: uuid.UUID,
+    sha: str,
+    serving: Colour,
+    *,
+    error: str | None = None,
+) -> None:
+    """Store the gates' evidence and the outcome, then tell the stream readers."""
+    await gates.save(context, deployment_id)
     await _finish(
         context,
-        deployment.id,
-        status="succeeded",
+        deployment_id,
+        status="failed" if error else "succeeded",
+        error_message=error,
         commit_sha=sha,
-        active_color=idle,
-        **gates.outcome(failed=False),
+        active_color=serving,
+        **gates.outcome(failed=error is not None),
     )
-    await recorder.complete({"status": "succeeded", "activeColor": idle})
+    if error:
+        await recorder.complete({"status": "failed", "errorMessage": error})
+    else:
+        await recorder.complete({"status": "succeeded", "activeColor": serving})
 
 
 def _describe(exc: BaseException) -> str:
@@ -316,28 +324,9 @@ async def rollback(context: JobContext) -> None:
         await _recover(context, recorder, hosting, idle, safety)
         if safety is not None:
             await drop_snapshot(hosting.host, hosting.pg, safety)
-        await gates.save(context, deployment.id)
-        await _finish(
-            context,
-            deployment.id,
-            status="failed",
-            error_message=message,
-            commit_sha=sha,
-            active_color=old,
-            **gates.outcome(failed=True),
-        )
-        await recorder.complete({"status": "failed", "errorMessage": message})
+        await _conclude(context, recorder, gates, deployment.id, sha, old, error=message)
         return
-    await gates.save(context, deployment.id)
-    await _finish(
-        context,
-        deployment.id,
-        status="succeeded",
-        commit_sha=sha,
-        active_color=idle,
-        **gates.outcome(failed=False),
-    )
-    await recorder.complete({"status": "succeeded", "activeColor": idle})
+    await _conclude(context, recorder, gates, deployment.id, sha, idle)
 
 
 async def _snapshot_location(context: JobContext, snapshot_id: uuid.UUID | None) -> str:

@@ -136,6 +136,34 @@ async def create_deployment(
     return deployment
 
 
+def redeployment(
+    source: Deployment,
+    *,
+    instance_id: uuid.UUID,
+    environment_id: uuid.UUID | None,
+    trigger_type: str,
+    triggered_by: uuid.UUID | None,
+    **fields: object,
+) -> Deployment:
+    """A new queued deployment of the commit ``source`` deployed (rollback, promotion)."""
+    return Deployment(
+        organization_id=source.organization_id,
+        project_id=source.project_id,
+        instance_id=instance_id,
+        environment_id=environment_id,
+        triggered_by=triggered_by,
+        trigger_type=trigger_type,
+        status="queued",
+        branch=source.branch,
+        tag=source.tag,
+        commit_sha=source.commit_sha,
+        commit_message=source.commit_message,
+        commit_author=source.commit_author,
+        commit_author_avatar=source.commit_author_avatar,
+        **fields,
+    )
+
+
 async def create_rollback(
     session: AsyncSession,
     jobs: JobSystem,
@@ -162,20 +190,12 @@ async def create_rollback(
         raise Conflict(
             "No database snapshot from after that deployment is kept (expired or never taken)."
         )
-    rollback = Deployment(
-        organization_id=principal.organization_id,
-        project_id=project.id,
+    rollback = redeployment(
+        target,
         instance_id=target.instance_id,
         environment_id=target.environment_id,
-        triggered_by=principal.user_id,
         trigger_type="rollback",
-        status="queued",
-        branch=target.branch,
-        tag=target.tag,
-        commit_sha=target.commit_sha,
-        commit_message=target.commit_message,
-        commit_author=target.commit_author,
-        commit_author_avatar=target.commit_author_avatar,
+        triggered_by=principal.user_id,
         previous_commit_sha=live.commit_sha if live else None,
         previous_deployment_id=target.id,
         snapshot_id=snapshot.id,

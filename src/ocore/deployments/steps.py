@@ -13,9 +13,9 @@ from sqlalchemy import select, update
 from ocore.core.db import Database, utcnow
 from ocore.core.events import EventBus
 from ocore.deployments.models import DeploymentStep
+from ocore.jobs.context import MAX_STEP_OUTPUT, append_output
 
 FLUSH_INTERVAL = 0.25
-MAX_STEP_OUTPUT = 4 * 1024 * 1024
 
 
 def deployment_stream(deployment_id: uuid.UUID) -> str:
@@ -134,14 +134,7 @@ class StepLog:
         chunk = "".join(f"{line}\n" for line in lines)
         self._size += len(chunk)
         async with self._recorder.database.sessionmaker() as session:
-            if self._size > MAX_STEP_OUTPUT:
-                stored = await session.scalar(
-                    select(DeploymentStep.output).where(DeploymentStep.id == self._step_id)
-                )
-                values: dict[str, Any] = {"output": ((stored or "") + chunk)[-MAX_STEP_OUTPUT:]}
-            else:
-                values = {"output": DeploymentStep.output + chunk}
-            await session.execute(
-                update(DeploymentStep).where(DeploymentStep.id == self._step_id).values(values)
+            await append_output(
+                session, DeploymentStep, self._step_id, chunk, self._size > MAX_STEP_OUTPUT
             )
             await session.commit()

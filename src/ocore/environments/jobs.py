@@ -1,25 +1,108 @@
-"""Environment jobs: clone (copy, neutralize, start), delete, demote — each safe to run again."""
+"""Environment jobs: clone (copy, neutralize, start), delete, demote — each safe to run again.
+
+A non-production clone (and a demoted production) gets a mail catcher: a
+Mailpit process on the instance's host (``ocore.hosts.mailpit``), started
+before neutralization so the copy's outgoing mail is routed to it. Its SMTP
+port is the environment's ``mailpit_port``; its web UI listens on the next
+port and is reached through ``GET /api/environments/{id}/mail``. When the
+host has no ``mailpit`` binary (``<baseDir>/bin/mailpit`` or on ``PATH``),
+the step says so, ``mailpit_port`` stays null and neutralization disables
+outgoing mail instead; the environment's status message tells the same.
+"""
 
 from __future__ import annotations
 
+import logging
 import posixpath
 import uuid
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
 
 from ocore.core.db import utcnow
 from ocore.core.errors import NotFound
 from ocore.environments.models import Environment
 from ocore.hosts.database import clone_database, database_exists, drop_database
 from ocore.hosts.database_files import filestore_path
+from ocore.hosts.mailpit import MailCatcher, mail_ports
 from ocore.hosts.runtime import COLOURS
 from ocore.instances.hosting import Hosting, load_hosting
 from ocore.instances.jobs import go_online, initialize_database, prepare_host, remove_instance
+from ocore.instances.models import Instance
 from ocore.jobs.context import JobContext, Step
 from ocore.jobs.registry import JobKind, OrphanCheck, register, register_orphan_check
 from ocore.neutralization.engine import neutralize_environment
 
 FILESTORE_TIMEOUT = 6 * 3600
+MAIL_CATCHER_READY_TIMEOUT = 30.0
+
+_log = logging.getLogger(__name__)
+
+
+def mail_webroot(environment_id: uuid.UUID) -> str:
+    """Where Mailpit serves its UI: the proxy's own path, so its pages work through it."""
+    return f"/api/environments/{environment_id}/mail/"
+
+
+async def start_mail_catcher(
+    context: JobContext, hosting: Hosting, environment_id: uuid.UUID
+) -> str | None:
+    """Run the environment's Mailpit and record its SMTP port; a note when there is none.
+
+    Without a mailpit binary on the host this is not an error: ``mailpit_port``
+    is left null (neutralization then disables mail) and the note says why.
+    """
+    async with context.step("mail catcher") as step:
+        settings = context.settings
+        base = hosting.instance.http_port_host
+        ports = (
+            mail_ports(base, settings.instance_port_min, settings.instance_port_max)
+            if base is not None
+            else None
+        )
+        catcher = MailCatcher(
+            hosting.host,
+            hosting.layout,
+            ports[0] if ports else None,
+            webroot=mail_webroot(environment_id),
+        )
+        binary = await catcher.find_binary()
+        note = None
+        if ports is None:
+            note = (
+                f"No mail catcher: no mail ports fit the instance's port block ({base}) in "
+                "OCORE_INSTANCE_PORT_MIN/MAX; outgoing mail is disabled instead."
+            )
+        elif binary is None:
+            note = (
+                f"No mail catcher: mailpit is not installed on {hosting.server.name} (looked for "
+                f"{catcher.pinned_binary} and mailpit on PATH); outgoing mail is disabled instead."
+            )
+        if note is not None:
+            _log.warning("%s (environment %s)", note, environment_id)
+            await step.log(f"WARNING: {note}")
+            await _set(context, environment_id, mailpit_port=None)
+            return note
+        assert ports is not None and binary is not None
+        pid = await catcher.start(binary)
+        await catcher.wait_ready(MAIL_CATCHER_READY_TIMEOUT)
+        await _set(context, environment_id, mailpit_port=ports[0])
+        await step.log(
+            f"{binary} (pid {pid}): SMTP on 127.0.0.1:{ports[0]}, "
+            f"web UI on 127.0.0.1:{ports[1]}{catcher.webroot}"
+        )
+        return None
+
+
+async def stop_mail_catcher(context: JobContext, instance_id: uuid.UUID) -> None:
+    """Stop the instance's Mailpit, if one runs (before its directory goes)."""
+    async with context.session() as session:
+        exists = await session.scalar(select(Instance.id).where(Instance.id == instance_id))
+    if exists is None:
+        return  # removed by an earlier attempt
+    hosting = await load_hosting(context, instance_id)
+    async with context.step("stop mail catcher") as step:
+        stopped = await MailCatcher(hosting.host, hosting.layout).stop()
+        await step.log("mailpit stopped" if stopped else "no mailpit running")
 
 
 async def _environment(context: JobContext, environment_id: uuid.UUID) -> Environment:
@@ -75,7 +158,9 @@ async def clone(context: JobContext) -> None:
         await step.log(f"copied by {result.method} in {result.seconds:.1f}s")
     async with context.step("copy filestore") as step:
         await copy_filestore_between(source, target, step)
+    note = None
     if environment.environment_type != "production":
+        note = await start_mail_catcher(context, target, environment.id)
         async with context.step("neutralize") as step:
             report = await neutralize_environment(
                 context, environment.id, fresh_copy=True, log=step.log
@@ -83,7 +168,7 @@ async def clone(context: JobContext) -> None:
             await step.log(f"neutralized: {report}")
         await _set(context, environment.id, is_neutralized=True)
     await go_online(context, target)
-    await _set(context, environment.id, status="ready", status_message=None)
+    await _set(context, environment.id, status="ready", status_message=note)
 
 
 async def clone_failed(context: JobContext, message: str) -> None:
@@ -100,6 +185,8 @@ async def remove(context: JobContext) -> None:
             return  # done by an earlier attempt
         instance_id = environment.instance_id
     if instance_id is not None:
+        # The instance's removal deletes its directory: Mailpit must not outlive it.
+        await stop_mail_catcher(context, instance_id)
         await remove_instance(context, instance_id, drop=True)
     async with context.session() as session:
         await session.execute(delete(Environment).where(Environment.id == context.target_id))
@@ -123,6 +210,7 @@ async def demote(context: JobContext) -> None:
         raise NotFound("The environment has no instance.")
     hosting = await load_hosting(context, environment.instance_id)
     option = context.payload.get("demotionDbOption", "clone")
+    note = None
     if option == "fresh":
         async with context.step("fresh database") as step:
             for colour in COLOURS:
@@ -133,6 +221,8 @@ async def demote(context: JobContext) -> None:
         await initialize_database(context, hosting)
         await go_online(context, hosting)
     else:
+        # No longer production: its mail goes to a catcher of its own from now on.
+        note = await start_mail_catcher(context, hosting, environment.id)
         async with context.step("neutralize") as step:
             report = await neutralize_environment(context, environment.id, log=step.log)
             await step.log(f"neutralized: {report}")
@@ -141,7 +231,7 @@ async def demote(context: JobContext) -> None:
         environment.id,
         is_neutralized=option != "fresh",
         status="ready",
-        status_message=None,
+        status_message=note,
         updated_at=utcnow(),
     )
 

@@ -13,7 +13,7 @@ from ocore.core.crypto import SecretBox, random_token
 from ocore.core.errors import Conflict, Forbidden, InvalidInput
 from ocore.deployments.models import Deployment, DeploymentEvidence
 from ocore.deployments.repository import DeploymentRepository
-from ocore.deployments.service import enqueue_build
+from ocore.deployments.service import enqueue_build, redeployment
 from ocore.environments.models import Environment, Promotion
 from ocore.environments.repository import EnvironmentRepository
 from ocore.environments.schemas import CloneRequest, PromoteRequest
@@ -274,20 +274,12 @@ async def _promote_code(
     if live is None or production.instance_id is None:
         raise Conflict("Nothing is deployed on this environment to promote.")
     previous = await repository.last_succeeded(production.instance_id)
-    deployment = Deployment(
-        organization_id=environment.organization_id,
-        project_id=environment.project_id,
+    deployment = redeployment(
+        live,
         instance_id=production.instance_id,
         environment_id=production.id,
-        triggered_by=principal.user_id,
         trigger_type="promotion",
-        status="queued",
-        branch=live.branch,
-        tag=live.tag,
-        commit_sha=live.commit_sha,
-        commit_message=live.commit_message,
-        commit_author=live.commit_author,
-        commit_author_avatar=live.commit_author_avatar,
+        triggered_by=principal.user_id,
         previous_commit_sha=previous.commit_sha if previous else None,
         previous_deployment_id=previous.id if previous else None,
     )

@@ -22,7 +22,7 @@ from ocore.settings import Settings
 # Output is written to the step row in batches: one UPDATE per this many seconds.
 FLUSH_INTERVAL = 0.5
 # A step's stored output keeps its tail beyond this size; the event stream had it all.
-MAX_STEP_OUTPUT = 2 * 1024 * 1024
+MAX_STEP_OUTPUT = 4 * 1024 * 1024
 
 
 def job_stream(job_id: uuid.UUID) -> str:
@@ -117,12 +117,18 @@ class Step:
         await self._context.publish({"type": "log", "step": self.name, "lines": lines})
         self._size += len(chunk)
         async with self._context.session() as session:
-            if self._size > MAX_STEP_OUTPUT:
-                stored = await session.scalar(
-                    select(JobStep.output).where(JobStep.id == self._step_id)
-                )
-                output = ((stored or "") + chunk)[-MAX_STEP_OUTPUT:]
-                values: dict[str, Any] = {"output": output}
-            else:
-                values = {"output": JobStep.output + chunk}
-            await session.execute(update(JobStep).where(JobStep.id == self._step_id).values(values))
+            await append_output(
+                session, JobStep, self._step_id, chunk, self._size > MAX_STEP_OUTPUT
+            )
+
+
+async def append_output(
+    session: AsyncSession, model: Any, row_id: uuid.UUID, chunk: str, over_limit: bool
+) -> None:
+    """Append to a step row's ``output``; past the limit only its tail is kept."""
+    if over_limit:
+        stored = await session.scalar(select(model.output).where(model.id == row_id))
+        values: dict[str, Any] = {"output": ((stored or "") + chunk)[-MAX_STEP_OUTPUT:]}
+    else:
+        values = {"output": model.output + chunk}
+    await session.execute(update(model).where(model.id == row_id).values(values))

@@ -107,6 +107,30 @@ async def dispatch_job(
     return True
 
 
+def job_context(
+    job: Job,
+    database: Database,
+    events: EventBus,
+    settings: Settings,
+    secret_box: SecretBox,
+    ssh_pool: SSHPool,
+) -> JobContext:
+    return JobContext(
+        job_id=job.id,
+        kind=job.kind,
+        organization_id=job.organization_id,
+        target_type=job.target_type,
+        target_id=job.target_id,
+        payload=dict(job.payload),
+        attempt=job.attempt,
+        database=database,
+        events=events,
+        settings=settings,
+        secret_box=secret_box,
+        ssh_pool=ssh_pool,
+    )
+
+
 class JobRunner:
     """Runs jobs by id; one per worker process (or per API process when embedded)."""
 
@@ -133,19 +157,8 @@ class JobRunner:
         if job is None:
             return
         kind = registry.get(job.kind)
-        context = JobContext(
-            job_id=job.id,
-            kind=job.kind,
-            organization_id=job.organization_id,
-            target_type=job.target_type,
-            target_id=job.target_id,
-            payload=dict(job.payload),
-            attempt=job.attempt,
-            database=self.database,
-            events=self.events,
-            settings=self.settings,
-            secret_box=self.secret_box,
-            ssh_pool=self.ssh_pool,
+        context = job_context(
+            job, self.database, self.events, self.settings, self.secret_box, self.ssh_pool
         )
         bound = log.bind(job_id=str(job.id), kind=job.kind, attempt=job.attempt)
         if kind is None:
@@ -380,19 +393,8 @@ async def _run_failure_hook(
     kind = registry.get(job.kind)
     if kind is None or kind.on_failure is None:
         return
-    context = JobContext(
-        job_id=job.id,
-        kind=job.kind,
-        organization_id=job.organization_id,
-        target_type=job.target_type,
-        target_id=job.target_id,
-        payload=dict(job.payload),
-        attempt=job.attempt,
-        database=database,
-        events=events,
-        settings=settings,
-        secret_box=SecretBox(settings.effective_secret_key),
-        ssh_pool=ssh_pool,
+    context = job_context(
+        job, database, events, settings, SecretBox(settings.effective_secret_key), ssh_pool
     )
     await events.publish(job_stream(job.id), {"type": "status", "status": "failed"})
     await kind.on_failure(context, "The worker running this job stopped responding.")

@@ -9,14 +9,14 @@ other program is never mistaken for Odoo, let alone signalled.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 
-from ocore.core.errors import Conflict, HostError, HostFileError, InvalidInput
+from ocore.core.errors import Conflict, HostError, InvalidInput
 from ocore.hosts.base import HostConnection
 from ocore.hosts.odoo import OdooConfig, check_int, render_odoo_conf
+from ocore.hosts.runtime import detached
 from ocore.hosts.runtime.base import (
     Colour,
     ColourPorts,
@@ -29,21 +29,6 @@ from ocore.hosts.runtime.base import (
 from ocore.hosts.runtime.proxy import NginxProxy, Upstream
 
 _log = logging.getLogger(__name__)
-
-# Runs in the new session, then becomes Odoo (exec keeps the pid, so the pid
-# file is right before Odoo writes it itself). The pid also goes to the
-# caller's stdout, which stays open until stdio moves to the log file: the
-# launch command returns with the pid, and a launch that fails after that
-# leaves its reason in the log. User data arrives only as positional arguments.
-_LAUNCH = (
-    "pidfile=$1 log=$2; shift 2; umask 077; "
-    'echo "$$" >"$pidfile" && echo "$$" || exit 1; '
-    'exec </dev/null >>"$log" 2>&1; '
-    'exec "$@"'
-)
-# The dash/bash builtin: /bin/kill (procps) is not on every minimal host.
-_KILL = 'kill -s "$1" -- "$2"'
-_POLL = 0.2
 
 
 class NativeRuntime:
@@ -107,18 +92,12 @@ class NativeRuntime:
             ["mkdir", "-p", "-m", "0700", "--", layout.colour_dir(colour), layout.data_dir]
         )
         await self.host.write_file(layout.conf_path(colour), conf.encode(), mode=0o600)
-        launched = await self.host.run(
-            [
-                "setsid",
-                "-f",
-                "sh",
-                "-c",
-                _LAUNCH,
-                "ocore-odoo",
-                layout.pid_path(colour),
-                layout.log_path(colour),
-                *self.command(colour),
-            ]
+        launched = await detached.launch(
+            self.host,
+            layout.pid_path(colour),
+            layout.log_path(colour),
+            self.command(colour),
+            name="ocore-odoo",
         )
         pid = launched.stdout.strip()
         # Catches what fails at once (no venv, no checkout); anything later is
@@ -137,15 +116,13 @@ class NativeRuntime:
             raise InvalidInput("grace must not be negative", field="grace")
         status = await self.status(colour)
         if status.running and status.pid is not None:
-            pid = status.pid
-            await self._signal("TERM", str(pid))
-            if not await self._wait_gone(colour, pid, grace):
-                _log.warning("%s ignored SIGTERM for %gs; killing it", self._what(colour), grace)
-                # The whole process group: with workers, Odoo's children go too.
-                await self._signal("KILL", f"-{pid}")
-                await self._signal("KILL", str(pid))
-                if not await self._wait_gone(colour, pid, 10.0):
-                    raise HostError(f"{self._what(colour)} (pid {pid}) survived SIGKILL")
+
+            async def ours(pid: int) -> bool:
+                return await self._is_ours(colour, pid)
+
+            await detached.terminate(
+                self.host, status.pid, ours, grace=grace, what=self._what(colour)
+            )
         # Odoo removes its pid file on a clean exit, not after SIGKILL or a crash.
         await self.host.run(["rm", "-f", "--", self.layout.pid_path(colour)])
 
@@ -161,16 +138,7 @@ class NativeRuntime:
 
     async def logs(self, colour: Colour, *, lines: int = 200) -> list[str]:
         check_int("lines", lines, 1, 100_000)
-        path = self.layout.log_path(colour)
-        # C locale: the "No such file" message is matched below.
-        result = await self.host.run(
-            ["tail", "-n", str(lines), "--", path], check=False, env={"LC_ALL": "C"}
-        )
-        if not result.ok:
-            if "No such file" in result.stderr:
-                return []
-            raise HostError(f"cannot read {path}: {result.stderr.strip()}")
-        return result.stdout.splitlines()
+        return await detached.log_tail(self.host, self.layout.log_path(colour), lines)
 
     async def wait_healthy(self, colour: Colour, timeout: float = 120.0) -> None:
         async def alive() -> bool:
@@ -212,33 +180,11 @@ class NativeRuntime:
         return f"Odoo {self.config.version} of {self.layout.slug} ({colour})"
 
     async def _read_pid(self, colour: Colour) -> int | None:
-        try:
-            data = await self.host.read_file(self.layout.pid_path(colour))
-        except HostFileError as exc:
-            if exc.missing:
-                return None
-            raise
-        text = data.decode(errors="replace").strip()
-        # Garbage (a half-written or foreign file) means "not ours", never a pid to signal.
-        return int(text) if text.isascii() and text.isdigit() and 1 < int(text) < 2**22 else None
+        return await detached.read_pid(self.host, self.layout.pid_path(colour))
 
     async def _is_ours(self, colour: Colour, pid: int) -> bool:
         """Alive and running this colour's conf; a zombie's cmdline is empty, so it is not."""
-        result = await self.host.run(["cat", "--", f"/proc/{pid}/cmdline"], check=False)
-        return result.ok and self.layout.conf_path(colour) in result.stdout.split("\0")
-
-    async def _wait_gone(self, colour: Colour, pid: int, seconds: float) -> bool:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while await self._is_ours(colour, pid):
-            if loop.time() >= deadline:
-                return False
-            await asyncio.sleep(_POLL)
-        return True
-
-    async def _signal(self, signal: str, target: str) -> None:
-        # "No such process" is fine: it exited between our check and the signal.
-        await self.host.run(["sh", "-c", _KILL, "ocore-kill", signal, target], check=False)
+        return await detached.cmdline_has(self.host, pid, self.layout.conf_path(colour))
 
 
 __all__ = ["NativeRuntime"]
