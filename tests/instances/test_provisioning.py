@@ -126,6 +126,31 @@ async def test_provision_control_and_delete(
     assert instance["restartCount"] == 1
     assert instance["lastRestartAt"] is not None
 
+    for action, expected in (("stop", "stopped"), ("start", "running")):
+        response = await client.post(
+            f"/api/instances/{instance['id']}/control",
+            json={"action": action},
+            headers=tenant.headers,
+        )
+        assert response.status_code == 202, response.text
+        assert (await job_of(client, tenant, instance["id"], "instance.control"))[
+            "status"
+        ] == "succeeded"
+        fetched = (
+            await client.get(f"/api/instances/{instance['id']}", headers=tenant.headers)
+        ).json()
+        assert fetched["status"] == expected
+        async with httpx.AsyncClient(base_url=nginx.url) as web:
+            answer = await web.get("/web/health", headers={"Host": f"{slug}.localhost"})
+        assert (answer.status_code == 200) == (expected == "running")
+
+    response = await client.put(
+        f"/api/instances/{instance['id']}",
+        json={"envVars": {"SHOP_MODE": "test"}},
+        headers=tenant.headers,
+    )
+    assert response.json()["restartRequired"] is True
+
     response = await client.delete(
         f"/api/instances/{instance['id']}?dropDatabase=true", headers=tenant.headers
     )
@@ -160,6 +185,29 @@ async def test_missing_odoo_version_fails_with_an_actionable_message(
     assert instance["status"] == "error"
     assert "Odoo 16.0 is not installed" in instance["statusMessage"]
     assert "/odoo/16.0" in instance["statusMessage"]
+
+
+async def test_enterprise_needs_its_addons_on_the_host(
+    embedded_client, tenant: Tenant, server: dict
+) -> None:
+    response = await embedded_client.post(
+        "/api/instances",
+        json={
+            "name": "Ent",
+            "serverId": server["id"],
+            "odooVersion": "17.0",
+            "odooEdition": "enterprise",
+        },
+        headers=tenant.headers,
+    )
+    instance = response.json()
+    job = await job_of(embedded_client, tenant, instance["id"], "instance.provision")
+    assert job["status"] == "failed"
+    instance = (
+        await embedded_client.get(f"/api/instances/{instance['id']}", headers=tenant.headers)
+    ).json()
+    assert "Enterprise is not installed" in instance["statusMessage"]
+    assert "/odoo/17.0/enterprise" in instance["statusMessage"]
 
 
 async def test_unreachable_database_fails_cleanly(

@@ -37,6 +37,10 @@ class Hosting:
     domains: list[str]
 
 
+def enterprise_addons(layout: InstanceLayout, version: str) -> str:
+    return f"{layout.checkout(version)}/enterprise"
+
+
 def colour_ports(instance: Instance) -> dict[Colour, ColourPorts]:
     if instance.http_port_host is None:
         raise ValueError(f"instance {instance.slug} has no host ports")
@@ -73,6 +77,9 @@ async def load_hosting(context: JobContext, instance_id: uuid.UUID) -> Hosting:
         box.decrypt(instance.admin_password_encrypted) if instance.admin_password_encrypted else ""
     )
     addons = [p for p in (instance.addons_path or "").split(",") if p]
+    if instance.odoo_edition == "enterprise":
+        # Enterprise addons sit beside the community checkout of the same version.
+        addons.insert(0, enterprise_addons(layout, instance.odoo_version))
     config = OdooConfig(
         version=instance.odoo_version,
         admin_passwd=admin_password,

@@ -15,7 +15,7 @@ from ocore.environments.models import Environment
 from ocore.hosts.database import drop_database, remove_filestore
 from ocore.hosts.odoo import odoo_command, render_odoo_conf
 from ocore.hosts.runtime import COLOURS, Colour, check_colour
-from ocore.instances.hosting import Hosting, load_hosting
+from ocore.instances.hosting import Hosting, enterprise_addons, load_hosting
 from ocore.instances.models import Instance, Template
 from ocore.jobs.context import JobContext, Step
 from ocore.jobs.registry import JobKind, OrphanCheck, register, register_orphan_check
@@ -50,6 +50,13 @@ async def _require_odoo(hosting: Hosting) -> None:
             f"Odoo {version} is not installed on {hosting.server.name}: expected a checkout at "
             f"{hosting.layout.checkout(version)} with its virtualenv in venv/."
         )
+    if hosting.instance.odoo_edition == "enterprise":
+        enterprise = enterprise_addons(hosting.layout, version)
+        if not (await hosting.host.run(["test", "-d", enterprise], check=False)).ok:
+            raise HostError(
+                f"Odoo {version} Enterprise is not installed on {hosting.server.name}: expected "
+                f"the enterprise addons at {enterprise}."
+            )
 
 
 async def _modules_to_install(context: JobContext, instance: Instance) -> list[str]:

@@ -105,8 +105,9 @@ class Domain(IdMixin, Base):
     is_auto_generated: Mapped[bool] = mapped_column(default=False)
     dns_provider: Mapped[str | None] = mapped_column(String(40))
     dns_record_id: Mapped[str | None] = mapped_column(String(200))
-    dns_status: Mapped[str] = mapped_column(String(20), default="pending")
-    ssl_status: Mapped[str] = mapped_column(String(20), default="pending")
+    # "unknown" until a check has looked; nothing here claims DNS or TLS works unseen.
+    dns_status: Mapped[str] = mapped_column(String(20), default="unknown")
+    ssl_status: Mapped[str] = mapped_column(String(20), default="unknown")
     ssl_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
