@@ -16,6 +16,7 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ocore.client import register_client
 from ocore.core import migrate as migrations
 from ocore.core.auth import Role
 from ocore.core.db import Database
@@ -32,6 +33,7 @@ admin_app = typer.Typer(help="Organizations and users.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens (JWT) for people and CI.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
 app.add_typer(token_app, name="token")
+register_client(app)
 
 console = Console()
 err = Console(stderr=True)
