@@ -186,3 +186,16 @@ async def test_provider_is_inferred(client, tenant: Tenant, url: str, provider: 
     )
     assert response.status_code == 201, response.text
     assert response.json()["gitProvider"] == provider
+
+
+async def test_local_repository_inside_the_data_directory_is_refused(
+    client, tenant: Tenant, settings, database: Database
+) -> None:
+    # Another organization's git mirror (or ocore's secrets) lives there.
+    for url in (f"{settings.data_dir}/git-cache/other.git", f"file://{settings.data_dir}/x.git"):
+        response = await client.post(
+            "/api/projects", json={**PROJECT, "repositoryUrl": url}, headers=tenant.headers
+        )
+        assert response.status_code == 422, url
+        assert "data directory" in response.json()["detail"]
+    assert await count_projects(database) == 0

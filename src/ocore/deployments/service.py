@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -15,12 +14,12 @@ from ocore.deployments.models import Deployment
 from ocore.deployments.repository import DeploymentRepository
 from ocore.deployments.schemas import DeployRequest
 from ocore.environments.models import Environment
-from ocore.git.providers import CommitInfo, make_provider
-from ocore.hosts import LocalHost
+from ocore.git.providers import CommitInfo
 from ocore.instances.models import Instance
 from ocore.jobs import engine
 from ocore.jobs.runtime import JobSystem
 from ocore.orgs import audit
+from ocore.projects.git import project_provider
 from ocore.projects.models import Project
 from ocore.settings import Settings
 
@@ -47,15 +46,7 @@ async def project_instance(
 async def resolve_target(
     settings: Settings, box: SecretBox, project: Project, body: DeployRequest
 ) -> CommitInfo:
-    token = box.decrypt(project.git_token_encrypted) if project.git_token_encrypted else None
-    kind = {"github": "github", "gitlab": "gitlab"}.get(project.git_provider, "git")
-    provider = make_provider(
-        project.repository_url,
-        kind=kind,  # type: ignore[arg-type]
-        token=token,
-        host=LocalHost(),
-        cache_root=str(Path(settings.data_dir) / "git-cache"),
-    )
+    provider = project_provider(settings, box, project)
     try:
         return await provider.resolve(branch=body.branch, tag=body.tag, commit_sha=body.commit_sha)
     except RefNotFound as exc:

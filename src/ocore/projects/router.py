@@ -6,7 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 
 from ocore.core.auth import Admin, CurrentPrincipal
-from ocore.core.deps import SecretBoxDep
+from ocore.core.deps import SecretBoxDep, SettingsDep
 from ocore.core.pagination import Pagination
 from ocore.core.problems import PROBLEM_RESPONSES
 from ocore.core.uow import SessionDep
@@ -54,9 +54,13 @@ async def list_projects(
     summary="Create a project",
 )
 async def create_project(
-    body: ProjectCreate, principal: Admin, session: SessionDep, box: SecretBoxDep
+    body: ProjectCreate,
+    principal: Admin,
+    session: SessionDep,
+    settings: SettingsDep,
+    box: SecretBoxDep,
 ) -> ProjectCreated:
-    project, secret = await service.create_project(session, box, principal, body)
+    project, secret = await service.create_project(session, settings, box, principal, body)
     out = ProjectOut.model_validate(project)
     return ProjectCreated(**out.model_dump(), webhook_secret=secret)
 
@@ -72,9 +76,10 @@ async def update_project(
     body: ProjectUpdate,
     principal: Admin,
     session: SessionDep,
+    settings: SettingsDep,
     box: SecretBoxDep,
 ) -> ProjectOut:
-    updated = await service.update_project(session, box, principal, project, body)
+    updated = await service.update_project(session, settings, box, principal, project, body)
     return ProjectOut.model_validate(updated)
 
 

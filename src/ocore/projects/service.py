@@ -10,9 +10,11 @@ from ocore.core.errors import Conflict
 from ocore.core.pagination import PageParams
 from ocore.git.refs import infer_provider
 from ocore.orgs import audit
+from ocore.projects.git import check_repository_location
 from ocore.projects.models import Project
 from ocore.projects.repository import ProjectRepository
 from ocore.projects.schemas import ProjectCreate, ProjectUpdate
+from ocore.settings import Settings
 
 
 async def list_projects(
@@ -24,9 +26,14 @@ async def list_projects(
 
 
 async def create_project(
-    session: AsyncSession, box: SecretBox, principal: Principal, body: ProjectCreate
+    session: AsyncSession,
+    settings: Settings,
+    box: SecretBox,
+    principal: Principal,
+    body: ProjectCreate,
 ) -> tuple[Project, str]:
     """The new project and its webhook secret (the only time it is shown)."""
+    check_repository_location(settings, body.repository_url)
     repository = ProjectRepository(session)
     if await repository.name_taken(principal.organization_id, body.name):
         raise Conflict(f"A project named '{body.name}' already exists.")
@@ -54,11 +61,14 @@ async def create_project(
 
 async def update_project(
     session: AsyncSession,
+    settings: Settings,
     box: SecretBox,
     principal: Principal,
     project: Project,
     body: ProjectUpdate,
 ) -> Project:
+    if body.repository_url is not None:
+        check_repository_location(settings, body.repository_url)
     repository = ProjectRepository(session)
     changes = body.changes(exclude={"git_token"})
     if "name" in changes and await repository.name_taken(

@@ -9,14 +9,12 @@ build and any other job never run on an instance at the same time.
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 from typing import Any
 
 import structlog
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ocore.core.crypto import SecretBox
 from ocore.core.db import utcnow
 from ocore.core.uow import after_commit
 from ocore.deployments.models import Deployment
@@ -24,34 +22,17 @@ from ocore.deployments.repository import DeploymentRepository
 from ocore.deployments.service import enqueue_build
 from ocore.deployments.steps import deployment_stream
 from ocore.environments.models import Environment
-from ocore.git.providers import CommitInfo, GitProvider, make_provider
+from ocore.git.providers import CommitInfo
 from ocore.git.webhook_events import PushCommit
-from ocore.hosts import LocalHost
 from ocore.instances.models import Instance
 from ocore.jobs.models import Job
 from ocore.jobs.runtime import JobSystem
 from ocore.orgs.models import AuditEntry
 from ocore.projects.models import Project
-from ocore.settings import Settings
 
 log = structlog.get_logger("ocore.webhooks")
 BUILD_JOB = "deployment.build"
 DEPLOYABLE = ("running", "stopped")
-
-
-def project_provider(settings: Settings, box: SecretBox, project: Project) -> GitProvider:
-    """The project's provider; plain git runs here, with its cache in the data directory."""
-    token = box.decrypt(project.git_token_encrypted) if project.git_token_encrypted else None
-    if project.git_provider == "github":
-        return make_provider(project.repository_url, kind="github", token=token)
-    if project.git_provider == "gitlab":
-        return make_provider(project.repository_url, kind="gitlab", token=token)
-    return make_provider(
-        project.repository_url,
-        kind="git",
-        host=LocalHost(),
-        cache_root=str(Path(settings.data_dir) / "git-cache"),
-    )
 
 
 def commit_from_push(commit: PushCommit) -> CommitInfo:

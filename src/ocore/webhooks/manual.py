@@ -13,10 +13,10 @@ from ocore.deployments.schemas import DeployRequest
 from ocore.environments.models import Environment
 from ocore.git.types import CommitList, checked_branch, checked_sha
 from ocore.jobs.runtime import JobSystem
+from ocore.projects.git import project_provider
 from ocore.projects.models import Project
 from ocore.projects.repository import ProjectRepository
 from ocore.settings import Settings
-from ocore.webhooks.builds import project_provider
 
 
 async def trigger_build(

@@ -44,13 +44,13 @@ from ocore.git.webhook_events import (
 )
 from ocore.git.webhooks import WebhookSource
 from ocore.jobs.runtime import JobSystem
+from ocore.projects.git import project_provider
 from ocore.projects.models import Project
 from ocore.settings import Settings
 from ocore.webhooks.builds import (
     cancel_queued_builds,
     commit_from_push,
     deployable_instance,
-    project_provider,
     queue_build,
 )
 from ocore.webhooks.deletion import request_deletion
