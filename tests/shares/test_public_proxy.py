@@ -551,8 +551,10 @@ async def test_request_bodies_are_bounded(
     browser = anonymous()
     await open_token_link(client, tenant, env, browser)
     seen = len(env.upstream.seen)
-    # The app's own bound (OCORE_MAX_BODY_BYTES, 1 MiB by default) comes first...
-    response = await browser.post("/api/s-proxy/web/binary/upload", content=b"x" * (2 * 1024**2))
+    # The app's own bound (OCORE_MAX_BODY_BYTES, 16 MiB by default) comes first...
+    response = await browser.post(
+        "/api/s-proxy/web/binary/upload", content=b"x" * (settings.max_body_bytes + 1)
+    )
     assert response.status_code == 413
     # ...and with a larger one, the proxy's ceiling still holds.
     roomy = create_app(settings.model_copy(update={"max_body_bytes": 64 * 1024**2}))

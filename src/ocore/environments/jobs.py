@@ -16,7 +16,7 @@ import logging
 import posixpath
 import uuid
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, update
 
 from ocore.core.db import utcnow
 from ocore.core.errors import NotFound
@@ -27,7 +27,6 @@ from ocore.hosts.mailpit import MailCatcher, mail_ports
 from ocore.hosts.runtime import COLOURS
 from ocore.instances.hosting import Hosting, load_hosting
 from ocore.instances.jobs import go_online, initialize_database, prepare_host, remove_instance
-from ocore.instances.models import Instance
 from ocore.jobs.context import JobContext, Step
 from ocore.jobs.registry import JobKind, OrphanCheck, register, register_orphan_check
 from ocore.neutralization.engine import neutralize_environment
@@ -66,23 +65,22 @@ async def start_mail_catcher(
             webroot=mail_webroot(environment_id),
         )
         binary = await catcher.find_binary()
-        note = None
-        if ports is None:
-            note = (
-                f"No mail catcher: no mail ports fit the instance's port block ({base}) in "
-                "OCORE_INSTANCE_PORT_MIN/MAX; outgoing mail is disabled instead."
-            )
-        elif binary is None:
-            note = (
-                f"No mail catcher: mailpit is not installed on {hosting.server.name} (looked for "
-                f"{catcher.pinned_binary} and mailpit on PATH); outgoing mail is disabled instead."
-            )
-        if note is not None:
+        if ports is None or binary is None:
+            if ports is None:
+                note = (
+                    f"No mail catcher: no mail ports fit the instance's port block ({base}) in "
+                    "OCORE_INSTANCE_PORT_MIN/MAX; outgoing mail is disabled instead."
+                )
+            else:
+                note = (
+                    f"No mail catcher: mailpit is not installed on {hosting.server.name} "
+                    f"(looked for {catcher.pinned_binary} and mailpit on PATH); outgoing mail "
+                    "is disabled instead."
+                )
             _log.warning("%s (environment %s)", note, environment_id)
             await step.log(f"WARNING: {note}")
             await _set(context, environment_id, mailpit_port=None)
             return note
-        assert ports is not None and binary is not None
         pid = await catcher.start(binary)
         await catcher.wait_ready(MAIL_CATCHER_READY_TIMEOUT)
         await _set(context, environment_id, mailpit_port=ports[0])
@@ -91,18 +89,6 @@ async def start_mail_catcher(
             f"web UI on 127.0.0.1:{ports[1]}{catcher.webroot}"
         )
         return None
-
-
-async def stop_mail_catcher(context: JobContext, instance_id: uuid.UUID) -> None:
-    """Stop the instance's Mailpit, if one runs (before its directory goes)."""
-    async with context.session() as session:
-        exists = await session.scalar(select(Instance.id).where(Instance.id == instance_id))
-    if exists is None:
-        return  # removed by an earlier attempt
-    hosting = await load_hosting(context, instance_id)
-    async with context.step("stop mail catcher") as step:
-        stopped = await MailCatcher(hosting.host, hosting.layout).stop()
-        await step.log("mailpit stopped" if stopped else "no mailpit running")
 
 
 async def _environment(context: JobContext, environment_id: uuid.UUID) -> Environment:
@@ -186,7 +172,6 @@ async def remove(context: JobContext) -> None:
         instance_id = environment.instance_id
     if instance_id is not None:
         # The instance's removal deletes its directory: Mailpit must not outlive it.
-        await stop_mail_catcher(context, instance_id)
         await remove_instance(context, instance_id, drop=True)
     async with context.session() as session:
         await session.execute(delete(Environment).where(Environment.id == context.target_id))

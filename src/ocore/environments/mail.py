@@ -16,7 +16,9 @@ Hop-by-hop headers are dropped both ways, and so are the client's
 ``Authorization`` and cookies (they are for ocore, never for Mailpit),
 ``Set-Cookie`` and ``WWW-Authenticate`` from Mailpit (they would act on
 ocore's origin). Bodies are streamed both ways; Mailpit's own
-``Content-Security-Policy`` is kept, as it protects the pages that show mail.
+``Content-Security-Policy`` is kept, and a message's own content (its HTML
+view, source and parts: written by whoever sent the mail, served from
+ocore's origin) is sandboxed on top, so no script in a mail can run.
 The websocket Mailpit's UI uses for live updates is not proxied (the UI
 still works, it refreshes on navigation).
 """
@@ -24,6 +26,7 @@ still works, it refreshes on navigation).
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -40,6 +43,7 @@ from ocore.core.auth import CurrentPrincipal
 from ocore.core.crypto import SecretBox
 from ocore.core.deps import JobSystemDep, SecretBoxDep
 from ocore.core.errors import BadRequest, HostError, NotFound
+from ocore.core.loopback import loopback_client
 from ocore.core.problems import PROBLEM_RESPONSES
 from ocore.core.uow import SessionDep, commit
 from ocore.environments.jobs import mail_webroot
@@ -82,6 +86,10 @@ _RESPONSE_DROP = HOP_BY_HOP | {
     "clear-site-data",
     "alt-svc",
 }
+
+# Mailpit's paths that serve a message's content rather than Mailpit's own UI.
+_MAIL_CONTENT = re.compile(r"view/[^/]+\.(?:html|txt)|api/v1/message/[^/]+/(?:raw|part/.+)")
+_SANDBOX = "sandbox allow-same-origin allow-popups allow-popups-to-escape-sandbox"
 
 router = APIRouter(
     prefix="/environments/{id}/mail", tags=["environments"], responses=PROBLEM_RESPONSES
@@ -170,7 +178,10 @@ def request_headers(request: Request) -> list[tuple[str, str]]:
     return headers
 
 
-def response_headers(upstream: httpx.Response, webroot: str) -> list[tuple[bytes, bytes]]:
+def response_headers(
+    upstream: httpx.Response, webroot: str, path: str = ""
+) -> list[tuple[bytes, bytes]]:
+    """Mailpit's headers minus what would act on ocore's origin; ``path``: Mailpit's path."""
     listed = _connection_tokens(upstream.headers.get_list("connection"))
     out: list[tuple[str, str]] = []
     for key, value in upstream.headers.multi_items():
@@ -188,6 +199,10 @@ def response_headers(upstream: httpx.Response, webroot: str) -> list[tuple[bytes
     # anything else would leave the proxy, so it does not pass.
     if location is not None and (location == webroot.rstrip("/") or location.startswith(webroot)):
         out.append(("Location", location))
+    if path.startswith(webroot) and _MAIL_CONTENT.fullmatch(path[len(webroot) :]):
+        # A message's own HTML, source or parts: whoever wrote the mail wrote these,
+        # and they are served from ocore's origin. No script of theirs may run.
+        out += [("Content-Security-Policy", _SANDBOX), ("X-Content-Type-Options", "nosniff")]
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in out]
 
 
@@ -225,12 +240,7 @@ async def forward(
     stack = contextlib.AsyncExitStack()
     try:
         port = await _tunnel(stack, target, box, pool)
-        client = httpx.AsyncClient(
-            # trust_env=False: proxy variables of ocore's process must not redirect this.
-            trust_env=False,
-            follow_redirects=False,
-            timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
-        )
+        client = loopback_client(read_timeout=READ_TIMEOUT, connect_timeout=CONNECT_TIMEOUT)
         stack.push_async_callback(client.aclose)
         url = httpx.URL(f"http://127.0.0.1:{port}{path}")
         if request.url.query:
@@ -251,7 +261,7 @@ async def forward(
         return ProxyResponse(
             _relay(upstream),
             upstream.status_code,
-            response_headers(upstream, target.webroot),
+            response_headers(upstream, target.webroot, path),
             stack,
         )
     except BaseException:
@@ -270,19 +280,14 @@ async def _target(
 
 
 TargetDep = Annotated[MailTarget, Depends(_target)]
-_DOC = {
-    "summary": "Proxy Mailpit web UI",
-    "description": (
-        "Reverse-proxies to the environment's Mailpit (web UI and its JSON API, e.g. "
-        "`api/v1/messages`) through an SSH tunnel. 404 when the environment has no mail "
-        "catcher; 502/504 when it does not answer."
-    ),
-    "response_class": Response,
-    "responses": {200: {"description": "Mailpit's answer, as it is"}},
-}
+_DESCRIPTION = (
+    "Reverse-proxies to the environment's Mailpit (web UI and its JSON API, e.g. "
+    "`api/v1/messages`) through an SSH tunnel. 404 when the environment has no mail "
+    "catcher; 502/504 when it does not answer."
+)
+_RESPONSES: dict[int | str, dict[str, object]] = {200: {"description": "Mailpit's answer"}}
 
 
-@router.api_route("", methods=METHODS, **_DOC)  # type: ignore[arg-type]
 async def mail_root(
     request: Request, target: TargetDep, box: SecretBoxDep, jobs: JobSystemDep
 ) -> Response:
@@ -290,10 +295,24 @@ async def mail_root(
     return await forward(request, target, path, box=box, pool=jobs.ssh_pool)
 
 
-@router.api_route("/{path:path}", methods=METHODS, **_DOC)  # type: ignore[arg-type]
 async def mail_path(
     request: Request, path: str, target: TargetDep, box: SecretBoxDep, jobs: JobSystemDep
 ) -> Response:
     return await forward(
         request, target, upstream_path(target.webroot, path), box=box, pool=jobs.ssh_pool
     )
+
+
+# One route per method: each gets an operation of its own in the OpenAPI document.
+for _method in METHODS:
+    for _path, _endpoint in (("", mail_root), ("/{path:path}", mail_path)):
+        router.add_api_route(
+            _path,
+            _endpoint,
+            methods=[_method],
+            name=f"{_endpoint.__name__}_{_method.lower()}",
+            summary="Proxy Mailpit web UI" + ("" if _method == "GET" else f" ({_method})"),
+            description=_DESCRIPTION,
+            response_class=Response,
+            responses=_RESPONSES,
+        )

@@ -13,6 +13,7 @@ from ocore.core.db import utcnow
 from ocore.core.errors import HostError
 from ocore.environments.models import Environment
 from ocore.hosts.database import drop_database, remove_filestore
+from ocore.hosts.mailpit import MailCatcher
 from ocore.hosts.odoo import odoo_command, render_odoo_conf
 from ocore.hosts.runtime import COLOURS, Colour, check_colour
 from ocore.instances.hosting import Hosting, enterprise_addons, load_hosting
@@ -228,7 +229,9 @@ async def remove_instance(context: JobContext, instance_id: uuid.UUID, *, drop: 
     async with context.step("stop processes") as step:
         for colour in COLOURS:
             await hosting.runtime.stop(colour)
-        await step.log("blue and green stopped")
+        # A non-production clone's mail catcher lives in the instance directory too.
+        mailpit = await MailCatcher(hosting.host, hosting.layout).stop()
+        await step.log("blue and green stopped" + ("; mailpit stopped" if mailpit else ""))
     async with context.step("reverse proxy") as step:
         await hosting.proxy.remove(instance.slug)
         await step.log("site removed from nginx")

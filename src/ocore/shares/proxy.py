@@ -30,6 +30,7 @@ from starlette.types import Receive, Scope, Send
 
 from ocore.core.crypto import SecretBox
 from ocore.core.errors import HostError, PayloadTooLarge
+from ocore.core.loopback import loopback_client
 from ocore.hosts import SSHPool
 from ocore.servers.hosts import connect_server
 from ocore.shares import rewrite
@@ -290,12 +291,7 @@ async def forward(
     stack = contextlib.AsyncExitStack()
     try:
         port = await open_tunnel(stack, target, box, pool, target.http_port)
-        client = httpx.AsyncClient(
-            # trust_env=False: proxy variables of ocore's process must not redirect this.
-            trust_env=False,
-            follow_redirects=False,
-            timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
-        )
+        client = loopback_client(read_timeout=READ_TIMEOUT, connect_timeout=CONNECT_TIMEOUT)
         stack.push_async_callback(client.aclose)
         url = httpx.URL(f"http://127.0.0.1:{port}{outgoing.path}")
         if outgoing.query:
