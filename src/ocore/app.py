@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -12,9 +13,10 @@ from ocore import __version__
 from ocore.core.crypto import SecretBox
 from ocore.core.db import Database
 from ocore.core.logging import RequestContextMiddleware, configure_logging
-from ocore.core.problems import install_problem_handlers
+from ocore.core.problems import document_problems, install_problem_handlers
 from ocore.deployments.router import environment_router as environment_deployments_router
 from ocore.deployments.router import router as deployments_router
+from ocore.environments.mail import router as environment_mail_router
 from ocore.environments.router import project_router as project_environments_router
 from ocore.environments.router import router as environments_router
 from ocore.health import router as health_router
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     api.include_router(templates_router)
     api.include_router(environments_router)
     api.include_router(project_environments_router)
+    api.include_router(environment_mail_router)
     api.include_router(neutralization_profile_router)
     api.include_router(deployments_router)
     api.include_router(environment_deployments_router)
@@ -80,6 +83,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(api)
 
     install_problem_handlers(app)
+
+    def openapi() -> dict[str, Any]:
+        # FastAPI's documented way to change the generated document (built once, then cached).
+        if app.openapi_schema is None:
+            app.openapi_schema = document_problems(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -232,6 +232,12 @@ CALLS: dict[str, tuple[Call, ...]] = {
     "PUT /api/environments/{id}/commit-behavior": (
         Call(body=lambda w, fresh: {"behavior": "do_nothing"}, allowed=frozenset({200})),
     ),
+    # The world's environment has no mail catcher: a permitted caller gets 404 for that.
+    **{
+        f"{method} /api/environments/{{id}}/mail{sub}": (Call(allowed=frozenset({404})),)
+        for method in ("GET", "POST", "PUT", "DELETE")
+        for sub in ("", "/{path:path}")
+    },
     "POST /api/environments/{id}/clone": (
         Call(body=lambda w, fresh: {"targetBranch": f"feature-{fresh}"}),
     ),
@@ -354,6 +360,11 @@ PERMISSIONS: dict[str, Permission | str | None] = {
     "PUT /api/templates/{template_id}": Permission.MANAGE_INSTANCES,
     "PUT /api/environments/{id}": Permission.MANAGE_ENVIRONMENTS,
     "PUT /api/environments/{id}/commit-behavior": Permission.MANAGE_ENVIRONMENTS,
+    **{
+        f"{method} /api/environments/{{id}}/mail{sub}": Permission.MANAGE_ENVIRONMENTS
+        for method in ("POST", "PUT", "DELETE")
+        for sub in ("", "/{path:path}")
+    },
     "POST /api/environments/{id}/promote": IN_HANDLER,
     "POST /api/environments/{id}/clone": Permission.MANAGE_ENVIRONMENTS,
     "POST /api/projects/{project_id}/environments": Permission.MANAGE_ENVIRONMENTS,

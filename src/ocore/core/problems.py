@@ -17,13 +17,18 @@ PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = structlog.get_logger("ocore.errors")
 
 
+class FieldError(BaseModel):
+    location: str
+    message: str
+
+
 class Problem(BaseModel):
     type: str
     title: str
     status: int
     detail: str
     code: str
-    errors: list[dict[str, Any]] | None = None
+    errors: list[FieldError] | None = None
 
 
 def problem_response(
@@ -74,6 +79,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 _HTTP_TITLES = {
+    400: ("bad_request", "Bad request"),
     404: ("not_found", "Not found"),
     405: ("method_not_allowed", "Method not allowed"),
     413: ("payload_too_large", "Payload too large"),
@@ -124,3 +130,98 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         422: "Invalid input",
     }.items()
 }
+
+
+PROBLEM_REF = "#/components/schemas/Problem"
+_VALIDATION_REFS = ("#/components/schemas/HTTPValidationError", PROBLEM_REF)
+# What any operation can answer, whatever its router declares.
+_EVERY_OPERATION = {
+    413: "Payload too large",
+    500: "Unexpected error (logged with the request's id)",
+    503: "Service unavailable (the database or Redis cannot be reached)",
+}
+_METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+
+
+def _problem_content() -> dict[str, Any]:
+    return {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}}}
+
+
+def _names(response: dict[str, Any], refs: tuple[str, ...]) -> bool:
+    return any(
+        media.get("schema", {}).get("$ref") in refs
+        for media in response.get("content", {}).values()
+    )
+
+
+def _as_problem(response: dict[str, Any]) -> dict[str, Any]:
+    """The response as a problem document; media types of its own (an HTML page) stay."""
+    own = {
+        media_type: media
+        for media_type, media in response.get("content", {}).items()
+        if media_type != PROBLEM_MEDIA_TYPE
+        and media.get("schema", {}).get("$ref") not in _VALIDATION_REFS
+    }
+    return {**response, "content": {**own, **_problem_content()}}
+
+
+def _refs(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        found = {node["$ref"]} if isinstance(node.get("$ref"), str) else set()
+        return found.union(*(_refs(value) for value in node.values()))
+    if isinstance(node, list):
+        return set().union(*(_refs(value) for value in node))
+    return set()
+
+
+def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Make the OpenAPI document say what the error handlers above really answer.
+
+    FastAPI puts a ``responses`` model under ``application/json`` (``text/plain``
+    on a plain-text route) and describes 422 with its own ``HTTPValidationError``,
+    while every error here is an ``application/problem+json`` ``Problem``. So, in
+    every operation: an error response naming either model, and an error response
+    without content where the router declares the problem responses, become
+    problem+json; 413, 500 and 503, which any request can get, are declared; 400
+    (a body that cannot be decoded) where there is a body; 422 where there are
+    parameters or a body. Changes the document in place and returns it.
+    """
+    for path_item in openapi.get("paths", {}).values():
+        for method in _METHODS:
+            operation = path_item.get(method)
+            if operation is None:
+                continue
+            responses: dict[str, Any] = operation.setdefault("responses", {})
+            declares_problems = any(_names(r, (PROBLEM_REF,)) for r in responses.values())
+            for status, response in list(responses.items()):
+                if not status.isdigit() or int(status) < 400:
+                    continue
+                if (
+                    status == "422"
+                    or _names(response, _VALIDATION_REFS)
+                    or (declares_problems and not response.get("content"))
+                ):
+                    responses[status] = _as_problem(response)
+            needed = dict(_EVERY_OPERATION)
+            if "requestBody" in operation:
+                needed[400] = "The body cannot be read (not UTF-8, or not the declared format)"
+            if "requestBody" in operation or operation.get("parameters"):
+                needed[422] = "Invalid input"
+            for code, description in needed.items():
+                responses.setdefault(
+                    str(code), {"description": description, "content": _problem_content()}
+                )
+    schemas: dict[str, Any] = openapi.setdefault("components", {}).setdefault("schemas", {})
+    if "Problem" not in schemas:
+        problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(problem.pop("$defs", {}))
+        schemas["Problem"] = problem
+    # FastAPI's own validation models, once nothing names them any more.
+    others = {name: schema for name, schema in schemas.items() if name != "HTTPValidationError"}
+    if "#/components/schemas/HTTPValidationError" not in _refs(openapi["paths"]) | _refs(others):
+        schemas.pop("HTTPValidationError", None)
+        if "#/components/schemas/ValidationError" not in _refs(openapi["paths"]) | _refs(
+            {n: s for n, s in others.items() if n != "ValidationError"}
+        ):
+            schemas.pop("ValidationError", None)
+    return openapi

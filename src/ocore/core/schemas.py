@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
 
@@ -19,8 +19,27 @@ class Schema(BaseModel):
     )
 
 
+def _reject_nul(value: Any) -> Any:
+    """``value`` as it is, unless a string in it holds a NUL character."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters (\\u0000)")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _reject_nul(key)
+            _reject_nul(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _reject_nul(item)
+    return value
+
+
 class InputSchema(BaseModel):
-    """Request bodies: camelCase, and unknown fields are an error, not silently dropped."""
+    """Request bodies: camelCase, and unknown fields are an error, not silently dropped.
+
+    No string may hold a NUL character: PostgreSQL cannot store one in text, and
+    neither a command argument nor a file path can carry one.
+    """
 
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -28,6 +47,11 @@ class InputSchema(BaseModel):
         extra="forbid",
         str_strip_whitespace=True,
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return _reject_nul(value)
 
 
 class Message(Schema):

@@ -39,7 +39,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ocore.core.auth import CurrentPrincipal
+from ocore.core.auth import Authorizer, CurrentPrincipal, Permission
 from ocore.core.crypto import SecretBox
 from ocore.core.deps import JobSystemDep, SecretBoxDep
 from ocore.core.errors import BadRequest, HostError, NotFound
@@ -304,12 +304,17 @@ async def mail_path(
 
 
 # One route per method: each gets an operation of its own in the OpenAPI document.
+# Reading the caught mail is for every member; changing it (delete, mark read) needs
+# the permission to manage environments.
 for _method in METHODS:
     for _path, _endpoint in (("", mail_root), ("/{path:path}", mail_path)):
         router.add_api_route(
             _path,
             _endpoint,
             methods=[_method],
+            dependencies=[]
+            if _method == "GET"
+            else [Depends(Authorizer(Permission.MANAGE_ENVIRONMENTS))],
             name=f"{_endpoint.__name__}_{_method.lower()}",
             summary="Proxy Mailpit web UI" + ("" if _method == "GET" else f" ({_method})"),
             description=_DESCRIPTION,
