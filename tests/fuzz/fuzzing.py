@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import schemathesis
+import structlog
 from hypothesis import strategies as st
 from schemathesis.checks import (
     content_type_conformance,
@@ -123,9 +124,10 @@ async def seed(
     """Real resources of the owner's organization, made through the API where it can.
 
     A local server, a project on a real git repository (``make_repository``, so
-    deploys resolve a commit), a template, an instance being created (its job queued), a running
-    instance (a row: nothing runs it) linked to the project as its production
-    environment, a share link of that environment and a deployment to it (queued).
+    deploys resolve a commit), a template, an instance being created (its job
+    queued), a running instance (a row: nothing runs it) linked to the project as
+    its production environment, a share link of that environment and a deployment
+    to it (queued), and the jobs all this queued.
     """
     seeded = Seeded()
     server = await _post(client, "/api/servers", headers, name="local", isLocal=True)
@@ -209,9 +211,21 @@ async def seed(
 
 
 def document() -> dict[str, Any]:
-    """The app's OpenAPI document (it does not depend on the settings; no connection is made)."""
-    app = create_app(Settings(_env_file=None, database_url="postgresql+asyncpg://document/only"))
-    return app.openapi()
+    """The app's OpenAPI document (it does not depend on the settings; no connection is made).
+
+    Built at import (the tests are parametrized with its operations), so the logging
+    set-up that ``create_app`` makes is undone: collecting this must change nothing.
+    """
+    configured = structlog.is_configured()
+    saved = structlog.get_config()
+    try:
+        app = create_app(Settings(_env_file=None, database_url="postgresql+asyncpg://doc/only"))
+        return app.openapi()
+    finally:
+        if configured:
+            structlog.configure(**saved)
+        else:
+            structlog.reset_defaults()
 
 
 def load_schema(seeded: Seeded) -> schemathesis.BaseSchema:
