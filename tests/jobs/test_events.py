@@ -64,3 +64,14 @@ async def test_bad_resume_id(bus: EventBus) -> None:
     subscription = bus.subscribe("x", "not-an-id", block_ms=10)
     with pytest.raises(ValueError, match="stream id"):
         await anext(subscription)
+
+
+async def test_batches_hold_what_one_read_returns(bus: EventBus) -> None:
+    stream = f"test:{uuid.uuid4().hex}"
+    ids = await bus.publish_many(stream, [{"n": n} for n in range(7)])
+    batches = bus.subscribe_batches(stream, block_ms=100)
+    first = await anext(batches)
+    assert first is not None
+    assert [e.id for e in first] == ids
+    assert await anext(batches) is None
+    await batches.aclose()

@@ -40,6 +40,13 @@ class EventBus(Protocol):
         """Events after ``after``, then new ones as they come; None after ``block_ms`` idle."""
         ...
 
+    def subscribe_batches(
+        self, stream: str, after: str = "0-0", *, block_ms: int = 15_000
+    ) -> AsyncIterator[list[Event] | None]:
+        """Like ``subscribe``, but the events available at once come together (one write for
+        an SSE reader instead of one per line)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -78,6 +85,16 @@ class InProcessEventBus:
     async def subscribe(
         self, stream: str, after: str = "0-0", *, block_ms: int = 15_000
     ) -> AsyncIterator[Event | None]:
+        async for batch in self.subscribe_batches(stream, after, block_ms=block_ms):
+            if batch is None:
+                yield None
+            else:
+                for event in batch:
+                    yield event
+
+    async def subscribe_batches(
+        self, stream: str, after: str = "0-0", *, block_ms: int = 15_000
+    ) -> AsyncIterator[list[Event] | None]:
         position = parse_event_id(after)
         while True:
             idle = False
@@ -91,9 +108,8 @@ class InProcessEventBus:
                         await asyncio.wait_for(self._changed.wait(), block_ms / 1000)
                     except TimeoutError:
                         idle = True
-            for event in fresh:
-                yield event
             if fresh:
+                yield fresh
                 position = parse_event_id(fresh[-1].id)
             elif idle:
                 yield None
@@ -123,6 +139,16 @@ class RedisEventBus:
     async def subscribe(
         self, stream: str, after: str = "0-0", *, block_ms: int = 15_000
     ) -> AsyncIterator[Event | None]:
+        async for batch in self.subscribe_batches(stream, after, block_ms=block_ms):
+            if batch is None:
+                yield None
+            else:
+                for event in batch:
+                    yield event
+
+    async def subscribe_batches(
+        self, stream: str, after: str = "0-0", *, block_ms: int = 15_000
+    ) -> AsyncIterator[list[Event] | None]:
         parse_event_id(after)
         key = f"ocore:events:{stream}"
         position = after
@@ -131,10 +157,13 @@ class RedisEventBus:
             if not reply:
                 yield None
                 continue
-            for _, entries in reply:
-                for event_id, fields in entries:
-                    position = event_id
-                    yield Event(event_id, json.loads(fields["data"]))
+            batch = [
+                Event(event_id, json.loads(fields["data"]))
+                for _, entries in reply
+                for event_id, fields in entries
+            ]
+            position = batch[-1].id
+            yield batch
 
     async def close(self) -> None:
         await self._redis.aclose()

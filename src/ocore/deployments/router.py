@@ -180,21 +180,32 @@ async def stream_logs(
     start = last_event_id or "0-0"
     finished_at_start = deployment.status in FINISHED
 
-    async def live() -> AsyncIterator[ServerSentEvent]:
-        async for event in jobs.events.subscribe(stream, start, block_ms=5_000):
-            if event is None:
+    async def live() -> AsyncIterator[bytes]:
+        # The events one bus read returns go out as one write: per-event writes were
+        # what limited fan-out to hundreds of subscribers (bench/sse.py).
+        async for batch in jobs.events.subscribe_batches(stream, start, block_ms=5_000):
+            if batch is None:
                 if finished_at_start:
                     return
                 continue
-            data = event.data
-            kind = data.get("type", "message")
-            payload = (
-                data.get("step")
-                if kind == "step"
-                else {k: v for k, v in data.items() if k != "type"}
-            )
-            yield ServerSentEvent(data=json.dumps(payload), event=kind, id=event.id)
-            if kind == "complete":
+            chunk: list[bytes] = []
+            complete = False
+            for event in batch:
+                data = event.data
+                kind = data.get("type", "message")
+                payload = (
+                    data.get("step")
+                    if kind == "step"
+                    else {k: v for k, v in data.items() if k != "type"}
+                )
+                chunk.append(
+                    ServerSentEvent(data=json.dumps(payload), event=kind, id=event.id).encode()
+                )
+                if kind == "complete":
+                    complete = True
+                    break
+            yield b"".join(chunk)
+            if complete:
                 return
 
     return EventSourceResponse(live(), ping=15)
