@@ -51,9 +51,8 @@ from ocore.environments.models import Environment
 from ocore.environments.router import EnvironmentDep
 from ocore.hosts import SSHPool
 from ocore.instances.models import Instance
-from ocore.servers.hosts import connect_server
 from ocore.servers.models import Server
-from ocore.shares.proxy import HOP_BY_HOP, ProxyResponse
+from ocore.shares.proxy import HOP_BY_HOP, ProxyResponse, connection_tokens, open_tunnel
 
 log = structlog.get_logger("ocore.environments.mail")
 
@@ -156,14 +155,9 @@ def upstream_path(webroot: str, path: str | None) -> str:
     return webroot + quote(path, safe=_SAFE_PATH)
 
 
-def _connection_tokens(values: list[str]) -> set[str]:
-    # RFC 9110 7.6.1: headers named in Connection are hop-by-hop too.
-    return {token.strip().lower() for value in values for token in value.split(",")}
-
-
 def request_headers(request: Request) -> list[tuple[str, str]]:
     raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
-    listed = _connection_tokens([v for k, v in raw if k.lower() == "connection"])
+    listed = connection_tokens([v for k, v in raw if k.lower() == "connection"])
     headers = [
         (k, v)
         for k, v in raw
@@ -182,7 +176,7 @@ def response_headers(
     upstream: httpx.Response, webroot: str, path: str = ""
 ) -> list[tuple[bytes, bytes]]:
     """Mailpit's headers minus what would act on ocore's origin; ``path``: Mailpit's path."""
-    listed = _connection_tokens(upstream.headers.get_list("connection"))
+    listed = connection_tokens(upstream.headers.get_list("connection"))
     out: list[tuple[str, str]] = []
     for key, value in upstream.headers.multi_items():
         name = key.lower()
@@ -216,21 +210,6 @@ async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
         raise MailCatcherUnreachable("The mail catcher broke off its answer.") from None
 
 
-async def _tunnel(
-    stack: contextlib.AsyncExitStack, target: MailTarget, box: SecretBox, pool: SSHPool
-) -> int:
-    try:
-        host = connect_server(target.server, box, pool)
-        with anyio.fail_after(CONNECT_TIMEOUT + 20):
-            return await stack.enter_async_context(host.open_tunnel("127.0.0.1", target.ui_port))
-    except HostError as exc:
-        raise MailCatcherUnreachable(
-            f"Cannot reach the mail catcher's host: {exc.detail}"
-        ) from None
-    except (ValueError, TimeoutError) as exc:
-        raise MailCatcherUnreachable(f"Cannot reach the mail catcher's host: {exc}") from None
-
-
 async def forward(
     request: Request, target: MailTarget, path: str, *, box: SecretBox, pool: SSHPool
 ) -> ProxyResponse:
@@ -239,7 +218,15 @@ async def forward(
     has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
     stack = contextlib.AsyncExitStack()
     try:
-        port = await _tunnel(stack, target, box, pool)
+        port = await open_tunnel(
+            stack,
+            target.server,
+            box,
+            pool,
+            target.ui_port,
+            unreachable=MailCatcherUnreachable,
+            what="the mail catcher's host",
+        )
         client = loopback_client(read_timeout=READ_TIMEOUT, connect_timeout=CONNECT_TIMEOUT)
         stack.push_async_callback(client.aclose)
         url = httpx.URL(f"http://127.0.0.1:{port}{path}")

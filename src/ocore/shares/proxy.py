@@ -33,6 +33,7 @@ from ocore.core.errors import HostError, PayloadTooLarge
 from ocore.core.loopback import loopback_client
 from ocore.hosts import SSHPool
 from ocore.servers.hosts import connect_server
+from ocore.servers.models import Server
 from ocore.shares import rewrite
 from ocore.shares.access import Target
 
@@ -142,7 +143,7 @@ class ProxyResponse(StreamingResponse):
                 await self._resources.aclose()
 
 
-def _connection_tokens(values: list[str]) -> set[str]:
+def connection_tokens(values: list[str]) -> set[str]:
     # RFC 9110 7.6.1: headers named in Connection are hop-by-hop too.
     return {token.strip().lower() for value in values for token in value.split(",")}
 
@@ -168,7 +169,7 @@ def _accept_encoding(request: Request) -> str:
 
 def request_headers(request: Request, target: Target, cookie_prefix: str) -> list[tuple[str, str]]:
     raw = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
-    listed = _connection_tokens([v for k, v in raw if k.lower() == "connection"])
+    listed = connection_tokens([v for k, v in raw if k.lower() == "connection"])
     proto = "https" if request.url.scheme in ("https", "wss") else "http"
     origin = f"{proto}://{target.host_header}"
     headers = [
@@ -203,7 +204,7 @@ def request_headers(request: Request, target: Target, cookie_prefix: str) -> lis
 def _response_headers(
     upstream: httpx.Response, target: Target, outgoing: Outgoing, cookie_prefix: str
 ) -> list[tuple[bytes, bytes]]:
-    listed = _connection_tokens(upstream.headers.get_list("connection"))
+    listed = connection_tokens(upstream.headers.get_list("connection"))
     out: list[tuple[str, str]] = []
     for key, value in upstream.headers.multi_items():
         name = key.lower()
@@ -260,18 +261,24 @@ async def _bounded(chunks: AsyncIterator[bytes], limit: int) -> AsyncIterator[by
 
 
 async def open_tunnel(
-    stack: contextlib.AsyncExitStack, target: Target, box: SecretBox, pool: SSHPool, port: int
+    stack: contextlib.AsyncExitStack,
+    server: Server,
+    box: SecretBox,
+    pool: SSHPool,
+    port: int,
+    *,
+    unreachable: type[HostError] = UpstreamUnreachable,
+    what: str = "the shared environment's host",
 ) -> int:
+    """A local port to ``port`` on the server's loopback, closed with ``stack``."""
     try:
-        host = connect_server(target.server, box, pool)
+        host = connect_server(server, box, pool)
         with anyio.fail_after(CONNECT_TIMEOUT + 20):
             return await stack.enter_async_context(host.open_tunnel("127.0.0.1", port))
     except HostError as exc:
-        raise UpstreamUnreachable(
-            f"Cannot reach the shared environment's host: {exc.detail}"
-        ) from None
+        raise unreachable(f"Cannot reach {what}: {exc.detail}") from None
     except (ValueError, TimeoutError) as exc:
-        raise UpstreamUnreachable(f"Cannot reach the shared environment's host: {exc}") from None
+        raise unreachable(f"Cannot reach {what}: {exc}") from None
 
 
 async def forward(
@@ -290,7 +297,7 @@ async def forward(
     headers = request_headers(request, target, prefix)
     stack = contextlib.AsyncExitStack()
     try:
-        port = await open_tunnel(stack, target, box, pool, target.http_port)
+        port = await open_tunnel(stack, target.server, box, pool, target.http_port)
         client = loopback_client(read_timeout=READ_TIMEOUT, connect_timeout=CONNECT_TIMEOUT)
         stack.push_async_callback(client.aclose)
         url = httpx.URL(f"http://127.0.0.1:{port}{outgoing.path}")

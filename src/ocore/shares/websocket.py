@@ -92,7 +92,7 @@ async def serve(websocket: WebSocket) -> None:
         try:
             port = await proxy.open_tunnel(
                 stack,
-                target,
+                target.server,
                 websocket.app.state.secret_box,
                 websocket.app.state.jobs.ssh_pool,
                 target.websocket_port,
