@@ -3,38 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import Tenant, wait_for_job
-from tests.fixtures.nginx import Nginx, running_nginx
-from tests.fixtures.odoo_runtime import install_odoo, kill_leftovers
+from tests.deployments.conftest import DB
+from tests.fixtures.nginx import Nginx
+from tests.fixtures.odoo_runtime import kill_leftovers
 from tests.fixtures.odoo_standin.harness import free_port
-from tests.fixtures.sshd import Sshd, running_sshd
-
-DB = {"dbHost": "127.0.0.1", "dbPort": 5432, "dbUser": "ocore_test", "dbPassword": "ocore_test"}
-
-
-@pytest.fixture(scope="module")
-def sshd() -> Iterator[Sshd]:
-    with running_sshd() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def nginx() -> Iterator[Nginx]:
-    with running_nginx() as proxy:
-        yield proxy
-
-
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("odoo-host")
-    install_odoo(base, "17.0")  # 16.0 is deliberately not installed
-    return base
+from tests.fixtures.sshd import Sshd
 
 
 @pytest.fixture
