@@ -27,10 +27,11 @@ from sqlalchemy import select, update
 from ocore.app import create_app
 from ocore.instances.models import Domain, Instance
 from tests.conftest import Tenant
-from tests.factories import make_instance
 
 # The provisioning tests' real host (sshd, nginx, stand-in Odoo), reused as is.
-from tests.instances.test_provisioning import base_dir, job_of, nginx, server, sshd  # noqa: F401
+from tests.deployments.conftest import base_dir, nginx, sshd  # noqa: F401
+from tests.factories import make_instance
+from tests.instances.test_provisioning import job_of, server  # noqa: F401
 
 BASE_URL = "http://ocore.test"
 
