@@ -63,6 +63,19 @@ class Settings(BaseSettings):
     # Bounds every request body: webhooks of big pushes and uploads through share links fit.
     max_body_bytes: int = 16 * 1024 * 1024
 
+    # Prometheus metrics at /metrics, per process: scrape every API replica and worker.
+    metrics_enabled: bool = True
+    # When set, /metrics (and a worker's metrics port) answers only `Bearer <token>`.
+    metrics_token: SecretStr | None = None
+    # `ocore worker` serves no API: its metrics get a port of their own when this is set.
+    worker_metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
+    # OpenTelemetry traces over OTLP/HTTP; the endpoint is a base URL (…:4318). Unset,
+    # the standard OTEL_EXPORTER_OTLP_* variables apply.
+    otel_enabled: bool = False
+    otel_service_name: str = "ocore"
+    otel_exporter_otlp_endpoint: str | None = None
+
     @field_validator("data_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:

@@ -12,6 +12,8 @@ from ocore.core.crypto import SecretBox
 from ocore.core.db import Database
 from ocore.core.events import RedisEventBus
 from ocore.core.logging import configure_logging
+from ocore.core.metrics import serve_metrics
+from ocore.core.tracing import start_tracing
 from ocore.instances.probe import probe_instances as probe_running_instances
 from ocore.jobs.engine import JobRunner, reconcile
 from ocore.jobs.queue import RUN_JOB, ArqQueue, redis_settings
@@ -41,13 +43,23 @@ async def _startup(ctx: dict[str, Any]) -> None:
         ssh_pool,
         worker_id(),
     )
+    ctx["traces"] = start_tracing(settings)
+    port = settings.worker_metrics_port
+    if settings.metrics_enabled and port is not None:
+        ctx["stop_metrics"] = serve_metrics(
+            settings.worker_metrics_host, port, settings.metrics_token
+        )
 
 
 async def _shutdown(ctx: dict[str, Any]) -> None:
+    if "stop_metrics" in ctx:
+        ctx["stop_metrics"]()
     await ctx["queue"].close()
     await ctx["events"].close()
     await ctx["ssh_pool"].close_all()
     await ctx["database"].dispose()
+    if ctx.get("traces") is not None:
+        ctx["traces"].shutdown()
 
 
 async def run_job(ctx: dict[str, Any], job_id: str) -> None:

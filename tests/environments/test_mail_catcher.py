@@ -16,6 +16,7 @@ from starlette.requests import Request
 
 from ocore.core.crypto import SecretBox
 from ocore.core.errors import HostError
+from ocore.core.loopback import loopback_client
 from ocore.environments import mail
 from ocore.environments.mail import (
     InvalidMailPath,
@@ -242,10 +243,16 @@ async def _forward_to(port: int) -> None:
         }
     )
     target = MailTarget(Server(name="here", is_local=True), port, WEBROOT)
-    response = await forward(
-        request, target, WEBROOT + "api/v1/messages", box=SecretBox("k" * 32), pool=SSHPool()
-    )
-    await response._resources.aclose()
+    async with loopback_client() as client:
+        response = await forward(
+            request,
+            target,
+            WEBROOT + "api/v1/messages",
+            box=SecretBox("k" * 32),
+            pool=SSHPool(),
+            client=client,
+        )
+        await response._resources.aclose()
 
 
 async def test_a_catcher_that_is_down_or_hangs_is_a_502_or_504(

@@ -456,6 +456,9 @@ PUBLIC: dict[str, tuple[PublicCall, ...]] = {
     "GET /api/openapi.json": (PublicCall(200, "the API's own description"),),
     "GET /api/docs": (PublicCall(200, "Swagger UI page"),),
     "GET /docs/oauth2-redirect": (PublicCall(200, "Swagger UI's OAuth2 redirect page"),),
+    # Prometheus scrapes: counts by route template and job kind, never an id. Open
+    # here because the test settings set no OCORE_METRICS_TOKEN (test_metrics covers it).
+    "GET /metrics": (PublicCall(200, "Prometheus metrics, no token configured"),),
     # Share links: the link's token (and then its cookie) is the credential.
     "GET /api/share/{token}": _SHARE_404,
     "POST /api/share/{token}/login": tuple(

@@ -1,9 +1,10 @@
-"""Dependencies for what the app holds per process (settings, database, secret box)."""
+"""Dependencies for what the app holds per process (settings, secret box, clients, jobs)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
+import httpx
 from fastapi import Depends, Request
 
 from ocore.core.crypto import SecretBox
@@ -29,7 +30,14 @@ def get_secret_box(request: Request) -> SecretBox:
     return box
 
 
+def get_loopback_client(request: Request) -> httpx.AsyncClient:
+    """The app's client for upstreams on 127.0.0.1 (``ocore.core.loopback``)."""
+    client: httpx.AsyncClient = request.app.state.loopback_client
+    return client
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+LoopbackClientDep = Annotated[httpx.AsyncClient, Depends(get_loopback_client)]
 SecretBoxDep = Annotated[SecretBox, Depends(get_secret_box)]
 
 

@@ -14,6 +14,7 @@ from ocore.core.auth import Admin, CurrentPrincipal, Deploy
 from ocore.core.deps import JobSystemDep, SecretBoxDep, SettingsDep
 from ocore.core.errors import InvalidInput, NotFound
 from ocore.core.events import parse_event_id
+from ocore.core.metrics import counts_subscribers
 from ocore.core.pagination import PageParams, Pagination
 from ocore.core.problems import PROBLEM_RESPONSES
 from ocore.core.uow import SessionDep
@@ -180,6 +181,7 @@ async def stream_logs(
     start = last_event_id or "0-0"
     finished_at_start = deployment.status in FINISHED
 
+    @counts_subscribers("deployment_logs")
     async def live() -> AsyncIterator[bytes]:
         # The events one bus read returns go out as one write: per-event writes were
         # what limited fan-out to hundreds of subscribers (bench/sse.py).

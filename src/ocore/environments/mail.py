@@ -41,9 +41,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ocore.core.auth import Authorizer, CurrentPrincipal, Permission
 from ocore.core.crypto import SecretBox
-from ocore.core.deps import JobSystemDep, SecretBoxDep
+from ocore.core.deps import JobSystemDep, LoopbackClientDep, SecretBoxDep
 from ocore.core.errors import BadRequest, HostError, NotFound
-from ocore.core.loopback import loopback_client
+from ocore.core.loopback import closing_headers
 from ocore.core.problems import PROBLEM_RESPONSES
 from ocore.core.uow import SessionDep, commit
 from ocore.environments.jobs import mail_webroot
@@ -211,10 +211,19 @@ async def _relay(upstream: httpx.Response) -> AsyncIterator[bytes]:
 
 
 async def forward(
-    request: Request, target: MailTarget, path: str, *, box: SecretBox, pool: SSHPool
+    request: Request,
+    target: MailTarget,
+    path: str,
+    *,
+    box: SecretBox,
+    pool: SSHPool,
+    client: httpx.AsyncClient,
 ) -> ProxyResponse:
-    """Send the request to Mailpit at ``path`` and stream its answer back."""
-    headers = request_headers(request)
+    """Send the request to Mailpit at ``path`` and stream its answer back.
+
+    ``client`` is the app's ``loopback_client``.
+    """
+    headers = request_headers(request) + closing_headers(target.server.is_local)
     has_body = "content-length" in request.headers or "transfer-encoding" in request.headers
     stack = contextlib.AsyncExitStack()
     try:
@@ -227,13 +236,15 @@ async def forward(
             unreachable=MailCatcherUnreachable,
             what="the mail catcher's host",
         )
-        client = loopback_client(read_timeout=READ_TIMEOUT, connect_timeout=CONNECT_TIMEOUT)
-        stack.push_async_callback(client.aclose)
         url = httpx.URL(f"http://127.0.0.1:{port}{path}")
         if request.url.query:
             url = url.copy_with(query=request.url.query.encode("latin-1"))
         outgoing = client.build_request(
-            request.method, url, headers=headers, content=request.stream() if has_body else None
+            request.method,
+            url,
+            headers=headers,
+            content=request.stream() if has_body else None,
+            timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
         )
         try:
             upstream = await client.send(outgoing, stream=True)
@@ -276,18 +287,26 @@ _RESPONSES: dict[int | str, dict[str, object]] = {200: {"description": "Mailpit'
 
 
 async def mail_root(
-    request: Request, target: TargetDep, box: SecretBoxDep, jobs: JobSystemDep
+    request: Request,
+    target: TargetDep,
+    box: SecretBoxDep,
+    jobs: JobSystemDep,
+    client: LoopbackClientDep,
 ) -> Response:
     path = upstream_path(target.webroot, None)
-    return await forward(request, target, path, box=box, pool=jobs.ssh_pool)
+    return await forward(request, target, path, box=box, pool=jobs.ssh_pool, client=client)
 
 
 async def mail_path(
-    request: Request, path: str, target: TargetDep, box: SecretBoxDep, jobs: JobSystemDep
+    request: Request,
+    path: str,
+    target: TargetDep,
+    box: SecretBoxDep,
+    jobs: JobSystemDep,
+    client: LoopbackClientDep,
 ) -> Response:
-    return await forward(
-        request, target, upstream_path(target.webroot, path), box=box, pool=jobs.ssh_pool
-    )
+    path = upstream_path(target.webroot, path)
+    return await forward(request, target, path, box=box, pool=jobs.ssh_pool, client=client)
 
 
 # One route per method: each gets an operation of its own in the OpenAPI document.

@@ -94,6 +94,11 @@ class SSHPool:
         self._live: set[_Entry] = set()
         self._locks: dict[str, asyncio.Lock] = {}
 
+    @property
+    def open_connections(self) -> int:
+        """Connections open now, including replaced ones still finishing their commands."""
+        return len(self._live)
+
     def connection(self, target: HostTarget) -> SSHHost:
         """A handle for ``target``; it connects lazily on first use."""
         if target.local:

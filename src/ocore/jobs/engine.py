@@ -20,6 +20,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ocore.core import metrics
 from ocore.core.crypto import SecretBox
 from ocore.core.db import Database, utcnow
 from ocore.core.errors import Conflict, HostUnreachable, ServiceUnavailable
@@ -29,6 +30,7 @@ from ocore.hosts import SSHPool
 from ocore.jobs import registry
 from ocore.jobs.context import JobContext, job_stream
 from ocore.jobs.models import Job
+from ocore.jobs.observe import observed_run
 from ocore.jobs.queue import JobQueue
 from ocore.settings import Settings
 
@@ -166,7 +168,7 @@ class JobRunner:
             return
         await context.publish({"type": "status", "status": "running", "attempt": job.attempt})
         bound.info("job_started")
-        work = asyncio.create_task(kind.run(context))
+        work = asyncio.create_task(observed_run(kind, context))
         lease = asyncio.create_task(self._keep_lease(job.id, work))
         try:
             await work
@@ -262,6 +264,7 @@ class JobRunner:
                 .values(status=status, error=error, finished_at=utcnow(), lease_expires_at=None)
             )
             await session.commit()
+        metrics.record_job_finished(context.kind, status)
         await context.publish({"type": "status", "status": status, "error": error})
 
     async def _requeue(self, context: JobContext, error: str) -> None:

@@ -12,6 +12,7 @@ from ocore.core.auth import ROLE_PERMISSIONS, CurrentPrincipal, Permission
 from ocore.core.deps import JobSystemDep
 from ocore.core.errors import Forbidden, InvalidInput
 from ocore.core.events import parse_event_id
+from ocore.core.metrics import counts_subscribers
 from ocore.core.pagination import Pagination
 from ocore.core.problems import PROBLEM_RESPONSES
 from ocore.core.uow import SessionDep
@@ -98,6 +99,7 @@ async def job_events(
         raise InvalidInput(str(exc)) from None
     finished = job.status in engine.FINISHED
 
+    @counts_subscribers("job_events")
     async def stream() -> AsyncIterator[ServerSentEvent]:
         async for event in jobs.events.subscribe(job_stream(job.id), after, block_ms=5_000):
             if event is None:

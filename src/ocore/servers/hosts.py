@@ -8,6 +8,7 @@ from sqlalchemy import update
 
 from ocore.core.crypto import SecretBox
 from ocore.core.db import Database
+from ocore.core.metrics import track_ssh_pool
 from ocore.hosts import HostConnection, HostTarget, LocalHost, SSHPool
 from ocore.servers.models import Server
 
@@ -45,4 +46,4 @@ def create_ssh_pool(database: Database) -> SSHPool:
             )
             await session.commit()
 
-    return SSHPool(on_host_key=pin_host_key)
+    return track_ssh_pool(SSHPool(on_host_key=pin_host_key))

@@ -172,38 +172,33 @@ async def record_use(session: AsyncSession, link: ShareLink) -> None:
 
 
 async def target_of(session: AsyncSession, link: ShareLink) -> Target:
-    """Environment → instance → server, each checked to be the link's organization."""
+    """Environment → instance → server, each checked to be the link's organization.
+
+    One query (outer joins tell which part is missing): every proxied request
+    of a shared page comes through here, so round trips count.
+    """
     org = link.organization_id
-    environment = await session.scalar(
-        select(Environment).where(
-            Environment.id == link.environment_id, Environment.organization_id == org
+    rows = (
+        await session.execute(
+            select(Environment, Instance, Server, Domain.domain)
+            .outerjoin(
+                Instance,
+                (Instance.id == Environment.instance_id) & (Instance.organization_id == org),
+            )
+            .outerjoin(Server, (Server.id == Instance.server_id) & (Server.organization_id == org))
+            .outerjoin(Domain, Domain.instance_id == Instance.id)
+            .where(Environment.id == link.environment_id, Environment.organization_id == org)
+            .order_by(Domain.is_primary.desc(), Domain.domain)
         )
-    )
-    if environment is None or environment.status == "deleting":
+    ).all()
+    if not rows or rows[0].Environment.status == "deleting":
         raise LinkNotFound()
-    if environment.instance_id is None:
-        raise EnvironmentUnavailable("The shared environment has no running instance.")
-    instance = await session.scalar(
-        select(Instance).where(
-            Instance.id == environment.instance_id, Instance.organization_id == org
-        )
-    )
+    instance, server = rows[0].Instance, rows[0].Server
     if instance is None or instance.http_port_host is None:
         raise EnvironmentUnavailable("The shared environment has no running instance.")
-    server = await session.scalar(
-        select(Server).where(Server.id == instance.server_id, Server.organization_id == org)
-    )
     if server is None:
         raise EnvironmentUnavailable("The shared environment's server is gone.")
-    domains = list(
-        (
-            await session.scalars(
-                select(Domain.domain)
-                .where(Domain.instance_id == instance.id)
-                .order_by(Domain.is_primary.desc(), Domain.domain)
-            )
-        ).all()
-    )
+    domains = [row.domain for row in rows if row.domain is not None]
     ports = colour_ports(instance)["green" if instance.active_color == "green" else "blue"]
     # Odoo serves websockets on the gevent port with workers, else on the HTTP port.
     websocket_port = ports.gevent if instance.workers > 0 else ports.http

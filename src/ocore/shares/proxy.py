@@ -30,7 +30,7 @@ from starlette.types import Receive, Scope, Send
 
 from ocore.core.crypto import SecretBox
 from ocore.core.errors import HostError, PayloadTooLarge
-from ocore.core.loopback import loopback_client
+from ocore.core.loopback import closing_headers
 from ocore.hosts import SSHPool
 from ocore.servers.hosts import connect_server
 from ocore.servers.models import Server
@@ -288,23 +288,29 @@ async def forward(
     *,
     box: SecretBox,
     pool: SSHPool,
+    client: httpx.AsyncClient,
     extra_headers: list[tuple[str, str]] | None = None,
 ) -> ProxyResponse:
-    """Send ``outgoing`` to the link's Odoo and answer with what it says (rewritten)."""
+    """Send ``outgoing`` to the link's Odoo and answer with what it says (rewritten).
+
+    ``client`` is the app's ``loopback_client``.
+    """
     if len(outgoing.body) > MAX_REQUEST_BYTES:
         raise PayloadTooLarge(f"Request bodies are limited to {MAX_REQUEST_BYTES} bytes.")
     prefix = rewrite.cookie_prefix(target.link_id.hex)
-    headers = request_headers(request, target, prefix)
+    headers = request_headers(request, target, prefix) + closing_headers(target.server.is_local)
     stack = contextlib.AsyncExitStack()
     try:
         port = await open_tunnel(stack, target.server, box, pool, target.http_port)
-        client = loopback_client(read_timeout=READ_TIMEOUT, connect_timeout=CONNECT_TIMEOUT)
-        stack.push_async_callback(client.aclose)
         url = httpx.URL(f"http://127.0.0.1:{port}{outgoing.path}")
         if outgoing.query:
             url = url.copy_with(query=outgoing.query)
         upstream_request = client.build_request(
-            outgoing.method, url, headers=headers, content=outgoing.body or None
+            outgoing.method,
+            url,
+            headers=headers,
+            content=outgoing.body or None,
+            timeout=httpx.Timeout(READ_TIMEOUT, connect=CONNECT_TIMEOUT),
         )
         try:
             upstream = await client.send(upstream_request, stream=True)

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from ocore.core.db import Database, utcnow
+from ocore.core.deps import get_loopback_client
 from ocore.core.errors import Forbidden, InvalidInput, OcoreError, PayloadTooLarge, Unauthorized
 from ocore.core.problems import problem_response
 from ocore.core.uow import commit
@@ -90,6 +91,7 @@ async def _forward(
         outgoing,
         box=request.app.state.secret_box,
         pool=request.app.state.jobs.ssh_pool,
+        client=get_loopback_client(request),
         extra_headers=extra_headers,
     )
 
