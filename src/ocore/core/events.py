@@ -47,6 +47,14 @@ class EventBus(Protocol):
         an SSE reader instead of one per line)."""
         ...
 
+    async def last_id(self, stream: str) -> str:
+        """The id of the newest event of ``stream`` ("0-0" when it has none)."""
+        ...
+
+    async def read_after(self, stream: str, after: str) -> list[Event]:
+        """Every event after ``after`` there is now, without waiting for more."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -114,6 +122,14 @@ class InProcessEventBus:
             elif idle:
                 yield None
 
+    async def last_id(self, stream: str) -> str:
+        events = self._streams.get(stream)
+        return events[-1].id if events else "0-0"
+
+    async def read_after(self, stream: str, after: str) -> list[Event]:
+        position = parse_event_id(after)
+        return [e for e in self._streams.get(stream, []) if parse_event_id(e.id) > position]
+
     async def close(self) -> None:
         return None
 
@@ -164,6 +180,22 @@ class RedisEventBus:
             ]
             position = batch[-1].id
             yield batch
+
+    async def last_id(self, stream: str) -> str:
+        newest = await self._redis.xrevrange(f"ocore:events:{stream}", count=1)
+        return str(newest[0][0]) if newest else "0-0"
+
+    async def read_after(self, stream: str, after: str) -> list[Event]:
+        parse_event_id(after)
+        key = f"ocore:events:{stream}"
+        events: list[Event] = []
+        while True:
+            # "(" makes the start exclusive (Redis 6.2+).
+            page = await self._redis.xrange(key, min=f"({after}", count=1000)
+            events += [Event(event_id, json.loads(fields["data"])) for event_id, fields in page]
+            if len(page) < 1000:
+                return events
+            after = page[-1][0]
 
     async def close(self) -> None:
         await self._redis.aclose()

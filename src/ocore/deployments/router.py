@@ -13,7 +13,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from ocore.core.auth import Admin, CurrentPrincipal, Deploy
 from ocore.core.deps import JobSystemDep, SecretBoxDep, SettingsDep
 from ocore.core.errors import InvalidInput, NotFound
-from ocore.core.events import parse_event_id
+from ocore.core.events import Event, parse_event_id
 from ocore.core.metrics import counts_subscribers
 from ocore.core.pagination import PageParams, Pagination
 from ocore.core.problems import PROBLEM_RESPONSES
@@ -148,6 +148,21 @@ async def waive_gate(
     return await _out(session, deployment)
 
 
+def encode_log_events(events: list[Event]) -> tuple[bytes, bool]:
+    """SSE text of a batch of a build's events, up to its ``complete``; and whether it had one."""
+    chunk: list[bytes] = []
+    for event in events:
+        data = event.data
+        kind = data.get("type", "message")
+        payload = (
+            data.get("step") if kind == "step" else {k: v for k, v in data.items() if k != "type"}
+        )
+        chunk.append(ServerSentEvent(data=json.dumps(payload), event=kind, id=event.id).encode())
+        if kind == "complete":
+            return b"".join(chunk), True
+    return b"".join(chunk), False
+
+
 @router.get(
     "/deployments/{deployment_id}/logs",
     summary="Stream the build (SSE): step, log and complete events; resume with Last-Event-ID",
@@ -183,32 +198,21 @@ async def stream_logs(
 
     @counts_subscribers("deployment_logs")
     async def live() -> AsyncIterator[bytes]:
-        # The events one bus read returns go out as one write: per-event writes were
-        # what limited fan-out to hundreds of subscribers (bench/sse.py).
-        async for batch in jobs.events.subscribe_batches(stream, start, block_ms=5_000):
-            if batch is None:
+        # One write per wake-up, with each batch encoded once for every subscriber:
+        # per-subscriber reads and encodings were what limited fan-out (bench/sse.py).
+        async for batches in jobs.fanout.subscribe(stream, start, idle_seconds=5):
+            if batches is None:
                 if finished_at_start:
                     return
                 continue
             chunk: list[bytes] = []
-            complete = False
-            for event in batch:
-                data = event.data
-                kind = data.get("type", "message")
-                payload = (
-                    data.get("step")
-                    if kind == "step"
-                    else {k: v for k, v in data.items() if k != "type"}
-                )
-                chunk.append(
-                    ServerSentEvent(data=json.dumps(payload), event=kind, id=event.id).encode()
-                )
-                if kind == "complete":
-                    complete = True
-                    break
+            for batch in batches:
+                encoded, complete = batch.encoded("deployment-sse", encode_log_events)
+                chunk.append(encoded)
+                if complete:
+                    yield b"".join(chunk)
+                    return
             yield b"".join(chunk)
-            if complete:
-                return
 
     return EventSourceResponse(live(), ping=15)
 

@@ -11,7 +11,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from ocore.core.auth import ROLE_PERMISSIONS, CurrentPrincipal, Permission
 from ocore.core.deps import JobSystemDep
 from ocore.core.errors import Forbidden, InvalidInput
-from ocore.core.events import parse_event_id
+from ocore.core.events import Event, parse_event_id
 from ocore.core.metrics import counts_subscribers
 from ocore.core.pagination import Pagination
 from ocore.core.problems import PROBLEM_RESPONSES
@@ -82,6 +82,19 @@ async def cancel_job(job: JobDep, principal: CurrentPrincipal, session: SessionD
     return JobOut.model_validate(await engine.request_cancel(session, job))
 
 
+def encode_job_events(events: list[Event]) -> tuple[bytes, bool]:
+    """SSE text of a batch of a job's events, up to its final status; and whether it had it."""
+    chunk: list[bytes] = []
+    for event in events:
+        data: dict[str, Any] = event.data
+        chunk.append(
+            ServerSentEvent(data=json.dumps(data), event=data.get("type"), id=event.id).encode()
+        )
+        if data.get("type") == "status" and data.get("status") in engine.FINISHED:
+            return b"".join(chunk), True
+    return b"".join(chunk), False
+
+
 @router.get(
     "/{job_id}/events",
     summary="Stream a job's steps, output and status (SSE, resumable with Last-Event-ID)",
@@ -100,15 +113,19 @@ async def job_events(
     finished = job.status in engine.FINISHED
 
     @counts_subscribers("job_events")
-    async def stream() -> AsyncIterator[ServerSentEvent]:
-        async for event in jobs.events.subscribe(job_stream(job.id), after, block_ms=5_000):
-            if event is None:
+    async def stream() -> AsyncIterator[bytes]:
+        async for batches in jobs.fanout.subscribe(job_stream(job.id), after, idle_seconds=5):
+            if batches is None:
                 if finished:
                     return
                 continue
-            data: dict[str, Any] = event.data
-            yield ServerSentEvent(data=json.dumps(data), event=data.get("type"), id=event.id)
-            if data.get("type") == "status" and data.get("status") in engine.FINISHED:
-                return
+            chunk: list[bytes] = []
+            for batch in batches:
+                encoded, done = batch.encoded("job-sse", encode_job_events)
+                chunk.append(encoded)
+                if done:
+                    yield b"".join(chunk)
+                    return
+            yield b"".join(chunk)
 
     return EventSourceResponse(stream(), ping=15)

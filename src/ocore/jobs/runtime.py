@@ -12,6 +12,7 @@ import structlog
 from ocore.core.crypto import SecretBox
 from ocore.core.db import Database
 from ocore.core.events import EventBus, create_event_bus
+from ocore.core.fanout import Fanout
 from ocore.jobs.engine import JobRunner, reconcile
 from ocore.jobs.queue import ArqQueue, InProcessQueue, JobQueue
 from ocore.servers.hosts import create_ssh_pool
@@ -29,6 +30,8 @@ class JobSystem:
         self.settings = settings
         self.database = database
         self.events: EventBus = create_event_bus(settings.redis_url)
+        # What SSE endpoints follow: one bus reader per stream, whatever the audience.
+        self.fanout = Fanout(self.events)
         self.queue: JobQueue
         self.runner: JobRunner | None = None
         self.ssh_pool = create_ssh_pool(database)
