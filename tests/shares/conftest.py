@@ -34,6 +34,7 @@ from tests.factories import make_instance
 from tests.instances.test_provisioning import job_of, server  # noqa: F401
 
 BASE_URL = "http://ocore.test"
+HTML = {"Accept": "text/html,application/xhtml+xml"}
 
 
 def _free_port_window(size: int = 40) -> int:
@@ -242,6 +243,19 @@ async def environment_for(
     )
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
+
+
+def cookie_prefix(link_id: str) -> str:
+    return f"ocs_{uuid.UUID(link_id).hex[:16]}_"
+
+
+async def open_token_link(
+    client: httpx.AsyncClient, tenant: Tenant, env: SharedEnv, browser: httpx.AsyncClient
+) -> tuple[str, str]:
+    link_id, share = await create_link(client, tenant, env, shareType="token", expiresIn="24h")
+    response = await browser.get(share)
+    assert response.status_code == 200, response.text
+    return link_id, share
 
 
 @pytest.fixture
