@@ -119,6 +119,11 @@ async def test_duplicate_name_conflicts(client, tenant: Tenant, database: Databa
         ({**PROJECT, "repositoryUrl": "--upload-pack=touch /tmp/x"}, "body.repositoryUrl"),
         ({**PROJECT, "repositoryUrl": "https://h/a b"}, "body.repositoryUrl"),
         ({**PROJECT, "repositoryUrl": "file:///../../etc"}, "body.repositoryUrl"),
+        (
+            {**PROJECT, "repositoryUrl": "https://x-token:ghp_secret@github.com/a/b"},
+            "body.repositoryUrl",
+        ),
+        ({**PROJECT, "repositoryUrl": "https://ghp_secret@github.com/a/b"}, "body.repositoryUrl"),
         ({**PROJECT, "defaultBranch": "main;rm -rf /"}, "body.defaultBranch"),
         ({**PROJECT, "defaultBranch": "-delete"}, "body.defaultBranch"),
         ({**PROJECT, "defaultBranch": "a..b"}, "body.defaultBranch"),

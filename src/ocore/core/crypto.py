@@ -21,7 +21,9 @@ def hash_password(password: str) -> str:
 def verify_password(password_hash: str, password: str) -> bool:
     try:
         return _password_hasher.verify(password_hash, password)
-    except (VerificationError, InvalidHashError):
+    # A string that is not valid Unicode text (JSON's lone "\ud800") cannot be a
+    # password that was ever hashed: a wrong password, not a crash.
+    except (VerificationError, InvalidHashError, UnicodeEncodeError):
         return False
 
 

@@ -15,7 +15,14 @@ from ocore.core.problems import problem_response
 from ocore.settings import Settings
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+# A share link's token is the credential, and it travels in the path.
+_SHARE_TOKEN = re.compile(r"^(/api/share/)[^/]+")
 access_log = structlog.get_logger("ocore.access")
+
+
+def loggable_path(path: str) -> str:
+    """The request path for logs: share tokens are left out, logs are read by more people."""
+    return _SHARE_TOKEN.sub(r"\1<token>", path)
 
 
 def configure_logging(settings: Settings) -> None:
@@ -91,7 +98,7 @@ class RequestContextMiddleware:
         access_log.info(
             "request",
             method=scope["method"],
-            path=scope["path"],
+            path=loggable_path(scope["path"]),
             status=status,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
         )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, SecretStr, field_validator, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import CoreSchema, core_schema
 
 
 class Schema(BaseModel):
@@ -20,10 +21,16 @@ class Schema(BaseModel):
 
 
 def _reject_nul(value: Any) -> Any:
-    """``value`` as it is, unless a string in it holds a NUL character."""
+    """``value`` as it is, unless a string in it holds a NUL character or is not text."""
     if isinstance(value, str):
         if "\x00" in value:
             raise ValueError("must not contain NUL characters (\\u0000)")
+        if not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                # JSON's "\ud800" escapes: no encoder (argon2, asyncpg, a file) takes them.
+                raise ValueError("must be valid Unicode text (no lone surrogates)") from None
     elif isinstance(value, dict):
         for key, item in value.items():
             _reject_nul(key)
@@ -38,7 +45,8 @@ class InputSchema(BaseModel):
     """Request bodies: camelCase, and unknown fields are an error, not silently dropped.
 
     No string may hold a NUL character: PostgreSQL cannot store one in text, and
-    neither a command argument nor a file path can carry one.
+    neither a command argument nor a file path can carry one. Nor a lone surrogate,
+    which only a ``Secret`` (not stripped, so never encoded by pydantic) would keep.
     """
 
     model_config = ConfigDict(
@@ -52,6 +60,16 @@ class InputSchema(BaseModel):
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
         return _reject_nul(value)
+
+
+class Secret(SecretStr):
+    """A write-only string kept exactly as sent.
+
+    ``InputSchema`` strips the whitespace around every other string; a password
+    or passphrase stripped on the way in no longer matches the one its owner types.
+    """
+
+    _inner_schema: ClassVar[CoreSchema] = core_schema.str_schema(strip_whitespace=False)
 
 
 class Message(Schema):

@@ -16,7 +16,7 @@ from ocore.deployments.repository import DeploymentRepository
 from ocore.deployments.service import enqueue_build, redeployment
 from ocore.environments.models import Environment, Promotion
 from ocore.environments.repository import EnvironmentRepository
-from ocore.environments.schemas import CloneRequest, PromoteRequest
+from ocore.environments.schemas import NAME_MAX, CloneRequest, PromoteRequest
 from ocore.instances.models import Instance
 from ocore.instances.repository import InstanceRepository
 from ocore.instances.service import _insert_with_ports, database_name, slug_from_name
@@ -86,7 +86,7 @@ async def clone_environment(
     instance = Instance(
         organization_id=principal.organization_id,
         project_id=project.id,
-        name=f"{project.name} {body.target_branch}",
+        name=f"{project.name} {body.target_branch}"[:NAME_MAX].rstrip(),
         slug=slug,
         status="provisioning",
         status_message="Waiting for the clone job.",
@@ -101,7 +101,7 @@ async def clone_environment(
         project_id=project.id,
         instance_id=instance.id,
         cloned_from_id=source.id,
-        name=body.target_branch,
+        name=body.target_branch[:NAME_MAX],
         environment_type=body.target_type,
         branch=body.target_branch,
         status="cloning",

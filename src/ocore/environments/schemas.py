@@ -13,6 +13,8 @@ EnvironmentType = Literal["development", "staging", "production"]
 CommitBehavior = Literal["do_nothing", "create_new_build", "update_previous_build"]
 TestGate = Literal["block", "warn"]
 BranchName = Annotated[str, AfterValidator(validate_branch_name)]
+# The name column's size; a name derived from a branch (up to 200) is cut to it.
+NAME_MAX = 120
 
 
 class EnvironmentCreate(InputSchema):

@@ -16,6 +16,7 @@ from ocore.deployments.models import Deployment
 from ocore.environments.models import Environment
 from ocore.environments.repository import EnvironmentRepository
 from ocore.environments.schemas import (
+    NAME_MAX,
     EnvironmentCreate,
     EnvironmentOut,
     EnvironmentUpdate,
@@ -88,7 +89,7 @@ async def create_environment(
         organization_id=principal.organization_id,
         project_id=project.id,
         instance_id=instance.id,
-        name=body.name or body.branch,
+        name=body.name or body.branch[:NAME_MAX],
         description=body.description,
         environment_type=body.environment_type,
         branch=body.branch,

@@ -24,7 +24,8 @@ from ocore.git.webhook_events import (
     WebhookEvent,
 )
 
-_FULL_SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+# fullmatch: with match, "$" would pass a SHA with a trailing newline.
+_FULL_SHA = re.compile(r"[0-9a-f]{40}([0-9a-f]{24})?")
 _HEADS = "refs/heads/"
 
 
@@ -105,7 +106,7 @@ def _merged(source: str, target: str, sha: Any, delivery: str) -> WebhookEvent:
         problem = branch_name_problem(name)
         if problem:
             return Ignored(f"branch name not supported ({problem})", delivery)
-    merge_sha = sha if isinstance(sha, str) and _FULL_SHA.match(sha) else None
+    merge_sha = sha if isinstance(sha, str) and _FULL_SHA.fullmatch(sha) else None
     return PullRequestMerged(source, target, merge_sha, delivery)
 
 
@@ -142,7 +143,7 @@ def _time(value: Any) -> datetime | None:
 
 def _sha(doc: dict[str, Any], key: str, where: str = "") -> str:
     value = _str(doc, key, where)
-    if not _FULL_SHA.match(value):
+    if not _FULL_SHA.fullmatch(value):
         raise InvalidInput(f"webhook payload: {_path(where, key)} must be a full commit SHA")
     return value
 

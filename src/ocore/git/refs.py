@@ -5,26 +5,30 @@ from __future__ import annotations
 import re
 
 # git check-ref-format rules, plus a conservative character set: branch names
-# end up in commands, paths and hostnames.
-_REF_CHARS = re.compile(r"^[A-Za-z0-9._/+@-]+$")
-_SHA = re.compile(r"^[0-9a-f]{7,64}$")
-_SCP_LIKE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._~/-]+$")
-_URL = re.compile(r"^(https|ssh|git|file)://[A-Za-z0-9._~:/@%+-]+$")
-_LOCAL_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
+# end up in commands, paths and hostnames. Always ``fullmatch``: with ``match``,
+# ``$`` also matches before a trailing newline, which would let "main\n" through.
+_REF_CHARS = re.compile(r"[A-Za-z0-9._/+@-]+")
+_SHA = re.compile(r"[0-9a-f]{7,64}")
+_SCP_LIKE = re.compile(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[A-Za-z0-9._~/-]+")
+_URL = re.compile(r"(https|ssh|git|file)://[A-Za-z0-9._~:/@%+-]+")
+_LOCAL_PATH = re.compile(r"/[A-Za-z0-9._/-]+")
 
 
 def branch_name_problem(name: str) -> str | None:
     """Why ``name`` is not an acceptable branch or tag name, or None when it is."""
     if not name or len(name) > 200:
         return "must be 1 to 200 characters"
-    if not _REF_CHARS.match(name):
+    if not _REF_CHARS.fullmatch(name):
         return "may only contain letters, digits and . _ / + @ -"
     if name.startswith(("-", "/", ".")) or name.endswith(("/", ".", ".lock")):
         return "must not start with '-', '/' or '.', nor end with '/', '.' or '.lock'"
     if ".." in name or "//" in name or "@{" in name or name == "@":
         return "must not contain '..', '//' or '@{'"
-    if any(part.startswith(".") for part in name.split("/")):
-        return "no path component may start with '.'"
+    if any(part.startswith(".") or part.endswith(".lock") for part in name.split("/")):
+        return "no path component may start with '.' or end with '.lock'"
+    if name == "HEAD":
+        # git itself refuses it as a branch name; as a ref it means whatever is checked out.
+        return "must not be 'HEAD'"
     return None
 
 
@@ -36,7 +40,7 @@ def validate_branch_name(name: str) -> str:
 
 
 def validate_commit_sha(sha: str) -> str:
-    if not _SHA.match(sha):
+    if not _SHA.fullmatch(sha):
         raise ValueError("a commit SHA is 7 to 64 lowercase hexadecimal characters")
     return sha
 
@@ -47,7 +51,23 @@ def validate_repository_url(url: str) -> str:
         raise ValueError("a repository URL must not start with '-'")
     if ".." in url.split("://", 1)[-1].split("/"):
         raise ValueError("a repository URL must not contain '..' path segments")
-    if _URL.match(url) or _SCP_LIKE.match(url) or _LOCAL_PATH.match(url):
+    if url.startswith("file://"):
+        # git percent-decodes a file:// URL and ignores its host, so only a plain
+        # absolute path after "file://" names the directory that checks of the path see.
+        if _LOCAL_PATH.fullmatch(url.removeprefix("file://")):
+            return url
+        raise ValueError("a file:// URL is file:// and an absolute path, without a host or escapes")
+    if _URL.fullmatch(url):
+        scheme, rest = url.split("://", 1)
+        userinfo = rest.split("/", 1)[0].rpartition("@")[0]
+        # URLs are returned by the API and written to logs: a secret in one would leak.
+        if (scheme != "ssh" and userinfo) or ":" in userinfo:
+            raise ValueError(
+                "a repository URL must not carry credentials; set the project's gitToken"
+                " (or use an ssh:// URL with a user only)"
+            )
+        return url
+    if _SCP_LIKE.fullmatch(url) or _LOCAL_PATH.fullmatch(url):
         return url
     raise ValueError(
         "use an https://, ssh://, git:// or file:// URL, user@host:path, or an absolute path"

@@ -15,9 +15,10 @@ OdooEdition = Literal["community", "enterprise"]
 EnvironmentType = Literal["development", "staging", "production"]
 Name = Annotated[str, Field(min_length=1, max_length=120)]
 
-_SLUG = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
-_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]{0,63}$")
-_ADDONS_DIR = re.compile(r"^/[A-Za-z0-9._/-]+$")
+# Used with fullmatch: ``match`` would let a trailing newline through ``$``.
+_SLUG = re.compile(r"[a-z][a-z0-9-]{1,62}")
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
+_ADDONS_DIR = re.compile(r"/[A-Za-z0-9._/-]+")
 MAX_ENV_VARS = 100
 MAX_ENV_VALUE = 4096
 # Names Odoo or the runtime sets itself: an instance may not override them.
@@ -25,7 +26,7 @@ RESERVED_ENV = frozenset({"PATH", "HOME", "USER", "PGPASSWORD", "PGHOST", "PGUSE
 
 
 def validate_slug(value: str) -> str:
-    if not _SLUG.match(value) or value.endswith("-") or "--" in value:
+    if not _SLUG.fullmatch(value) or value.endswith("-") or "--" in value:
         raise ValueError(
             "must be 2-63 lowercase letters, digits and single hyphens, starting with a letter"
         )
@@ -37,7 +38,7 @@ def validate_addons_path(value: str) -> str:
     if not parts:
         raise ValueError("must list at least one directory")
     for part in parts:
-        if not _ADDONS_DIR.match(part) or ".." in part.split("/"):
+        if not _ADDONS_DIR.fullmatch(part) or ".." in part.split("/"):
             raise ValueError(f"'{part}' is not an absolute directory path")
     return ",".join(parts)
 
@@ -46,7 +47,7 @@ def validate_env_vars(value: dict[str, str]) -> dict[str, str]:
     if len(value) > MAX_ENV_VARS:
         raise ValueError(f"at most {MAX_ENV_VARS} variables")
     for name, content in value.items():
-        if not _ENV_NAME.match(name):
+        if not _ENV_NAME.fullmatch(name):
             raise ValueError(f"'{name[:70]}' is not a variable name (A-Z, 0-9, _)")
         if name in RESERVED_ENV:
             raise ValueError(f"'{name}' is set by ocore and cannot be overridden")

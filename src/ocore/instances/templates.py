@@ -21,13 +21,13 @@ from ocore.instances.repository import TemplateRepository
 from ocore.instances.schemas import Name, OdooEdition, OdooVersion
 from ocore.orgs import audit
 
-_MODULE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_MODULE = re.compile(r"[a-z][a-z0-9_]{0,63}")  # fullmatch: "$" passes a trailing "\n"
 GiB = 1024**3
 
 
 def _modules(value: list[str]) -> list[str]:
     for module in value:
-        if not _MODULE.match(module):
+        if not _MODULE.fullmatch(module):
             raise ValueError(f"'{module[:70]}' is not an Odoo module name")
     return list(dict.fromkeys(value))
 

@@ -8,47 +8,63 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, SecretStr, model_validator
 
-from ocore.core.schemas import InputSchema, Schema, UpdateSchema
+from ocore.core.errors import InvalidInput
+from ocore.core.schemas import InputSchema, Schema, Secret, UpdateSchema
+from ocore.hosts.odoo import check_text
 
+# All used with fullmatch: ``match`` would let a trailing newline through ``$``.
 _HOSTNAME = re.compile(
-    r"^(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+    r"(?=.{1,253}\Z)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*"
 )
-_USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-_BASE_DIR = re.compile(r"^/[A-Za-z0-9._/-]*$")
-_DB_USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+_USERNAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+_BASE_DIR = re.compile(r"/[A-Za-z0-9._/-]*")
+_DB_USER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 
 
 def _host(value: str) -> str:
     try:
         ipaddress.ip_address(value)
     except ValueError:
-        if not _HOSTNAME.match(value):
+        if not _HOSTNAME.fullmatch(value):
             raise ValueError("must be a hostname or an IP address") from None
     return value
 
 
 def _username(value: str) -> str:
-    if not _USERNAME.match(value):
+    if not _USERNAME.fullmatch(value):
         raise ValueError("must be a POSIX user name (lowercase letters, digits, _ and -)")
     return value
 
 
 def _base_dir(value: str) -> str:
-    if not _BASE_DIR.match(value) or ".." in value.split("/"):
+    if not _BASE_DIR.fullmatch(value) or ".." in value.split("/"):
         raise ValueError("must be an absolute path of letters, digits, '.', '_', '-' and '/'")
     return value.rstrip("/") or "/"
 
 
 def _db_user(value: str) -> str:
-    if not _DB_USER.match(value):
+    if not _DB_USER.fullmatch(value):
         raise ValueError("must be a PostgreSQL role name (letters, digits and _)")
+    return value
+
+
+def _db_password(value: Secret) -> Secret:
+    # It goes into odoo.conf as is: refuse now what that file cannot hold, rather
+    # than fail the provisioning job later. The message never quotes the value.
+    try:
+        check_text("dbPassword", value.get_secret_value())
+    except InvalidInput:
+        raise ValueError(
+            "must be one line without control characters or surrounding whitespace, "
+            "and not True, False or None"
+        ) from None
     return value
 
 
 Host = Annotated[str, AfterValidator(_host)]
 DbUser = Annotated[str, AfterValidator(_db_user)]
-DbPassword = Annotated[SecretStr, Field(min_length=1, max_length=1024)]
-_ARG = re.compile(r"^[A-Za-z0-9._/=:@+-]{1,255}$")
+DbPassword = Annotated[Secret, Field(min_length=1, max_length=1024), AfterValidator(_db_password)]
+_ARG = re.compile(r"[A-Za-z0-9._/=:@+-]{1,255}")
 
 
 def _nginx_command(value: list[str]) -> list[str]:
@@ -57,14 +73,14 @@ def _nginx_command(value: list[str]) -> list[str]:
             "must start with the nginx program (e.g. ['nginx'] or ['sudo', '-n', 'nginx'])"
         )
     for arg in value:
-        if not _ARG.match(arg):
+        if not _ARG.fullmatch(arg):
             raise ValueError(f"'{arg[:60]}' is not a plain argument")
     return value
 
 
 def _listen(value: str) -> str:
     if (
-        not re.match(r"^(\[[0-9a-f:]+\]:|[0-9.]+:)?[0-9]{1,5}$", value)
+        not re.fullmatch(r"(\[[0-9a-f:]+\]:|[0-9.]+:)?[0-9]{1,5}", value)
         or not 0 < int(value.rsplit(":", 1)[-1]) < 65536
     ):
         raise ValueError("must be a port or address:port")
@@ -92,7 +108,7 @@ class ServerCreate(InputSchema):
     private_key: PrivateKey | None = Field(
         default=None, description="OpenSSH or PEM private key. Write-only: never returned."
     )
-    private_key_passphrase: SecretStr | None = Field(default=None, max_length=1024)
+    private_key_passphrase: Secret | None = Field(default=None, max_length=1024)
     runtime: Runtime = "native"
     base_dir: BaseDir = "/opt/ocore"
     db_host: Host = "127.0.0.1"
@@ -119,7 +135,7 @@ class ServerUpdate(UpdateSchema):
     port: Port | None = None
     username: Username | None = None
     private_key: PrivateKey | None = None
-    private_key_passphrase: SecretStr | None = Field(default=None, max_length=1024)
+    private_key_passphrase: Secret | None = Field(default=None, max_length=1024)
     runtime: Runtime | None = None
     base_dir: BaseDir | None = None
     db_host: Host | None = None

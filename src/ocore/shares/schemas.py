@@ -4,9 +4,9 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, model_validator
 
-from ocore.core.schemas import InputSchema, Schema
+from ocore.core.schemas import InputSchema, Schema, Secret
 
 EXPIRIES = {"24h": timedelta(hours=24), "168h": timedelta(days=7), "720h": timedelta(days=30)}
 
@@ -15,7 +15,7 @@ class ShareCreate(InputSchema):
     share_type: Literal["token", "password"] = "token"
     expires_in: Literal["24h", "168h", "720h"] = "168h"
     label: Annotated[str, Field(max_length=200)] | None = None
-    password: Annotated[SecretStr, Field(min_length=8, max_length=256)] | None = None
+    password: Annotated[Secret, Field(min_length=8, max_length=256)] | None = None
 
     @model_validator(mode="after")
     def _password_matches_type(self) -> ShareCreate:
