@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from typing import Any
 
+import structlog
 from arq import cron, func
 from arq.worker import Worker
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ocore.core.crypto import SecretBox
 from ocore.core.db import Database
@@ -24,6 +29,48 @@ from ocore.settings import Settings
 
 # Our own leases detect dead workers; arq's timeout only stops runaway jobs.
 ARQ_JOB_TIMEOUT_SECONDS = 24 * 3600
+# How often a worker that lost Redis tries it again.
+REDIS_RETRY_SECONDS = 1.0
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, TimeoutError)
+
+log = structlog.get_logger("ocore.worker")
+
+
+class JobWorker(Worker):
+    """arq's worker, kept running while Redis is away.
+
+    arq lets a Redis error out of its poll loop and the process exits, taking
+    along the jobs it runs, which need only PostgreSQL and the hosts. Here a
+    poll that cannot reach Redis is tried again a moment later: jobs enqueued
+    meanwhile wait in their table, and the reconciler dispatches them once
+    Redis is back.
+    """
+
+    _redis_lost_at: float | None = None
+
+    async def _poll_iteration(self) -> None:
+        try:
+            await super()._poll_iteration()
+        except _REDIS_DOWN as exc:
+            if self._redis_lost_at is None:
+                self._redis_lost_at = time.monotonic()
+                log.warning("queue_unreachable", error=str(exc) or type(exc).__name__)
+            await asyncio.sleep(REDIS_RETRY_SECONDS)
+            return
+        if self._redis_lost_at is not None:
+            down = time.monotonic() - self._redis_lost_at
+            log.info("queue_reachable_again", after_seconds=round(down, 1))
+            self._redis_lost_at = None
+
+    async def start_jobs(self, job_ids: list[bytes]) -> None:
+        try:
+            await super().start_jobs(job_ids)
+        except _REDIS_DOWN:
+            # arq took a slot for the job it was starting and gives it back only
+            # when that job ends: a few outages would leave the worker no slots.
+            self.job_counter -= 1
+            self.sem.release()
+            raise
 
 
 async def _startup(ctx: dict[str, Any]) -> None:
@@ -82,7 +129,7 @@ def create_worker(settings: Settings, *, burst: bool = False) -> Worker:
     configure_logging(settings)
     load_job_kinds()
     step = max(1, min(59, int(settings.reconcile_interval_seconds)))
-    return Worker(
+    return JobWorker(
         functions=[func(run_job, name=RUN_JOB, max_tries=1)],
         cron_jobs=[
             cron(

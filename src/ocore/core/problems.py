@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import errno
+import socket
+import traceback
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from redis import exceptions as redis_errors
+from sqlalchemy import exc as sqlalchemy_errors
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ocore.core.errors import OcoreError, Unauthorized
+from ocore.core.errors import OcoreError, ServiceUnavailable, Unauthorized
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 log = structlog.get_logger("ocore.errors")
@@ -103,6 +109,95 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+# Connection-level failures: the database or Redis cannot be reached right now (down,
+# restarting, refusing connections). The request was fine and the code is not at fault,
+# so the client is told to try again (503), not that ocore broke (500). Errors of a
+# connection that works (ProgrammingError, IntegrityError, ...) stay unexpected.
+_NETWORK_ERRNOS = frozenset(
+    {errno.ECONNREFUSED, errno.ECONNRESET, errno.ECONNABORTED, errno.EPIPE, errno.ETIMEDOUT,
+     errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENETDOWN}
+)  # fmt: skip
+_POSTGRES_UNREACHABLE = (
+    asyncpg.PostgresConnectionError,  # SQLSTATE class 08, and a connection found closed
+    asyncpg.CannotConnectNowError,  # 57P03: starting up or shutting down
+    asyncpg.AdminShutdownError,  # 57P01: `pg_ctl stop -m fast` ended the session
+    asyncpg.CrashShutdownError,  # 57P02
+    asyncpg.TooManyConnectionsError,  # 53300
+)
+_REDIS_UNREACHABLE = (redis_errors.ConnectionError, redis_errors.TimeoutError)
+
+
+def _network_failure(exc: BaseException) -> bool:
+    if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
+        return True
+    return isinstance(exc, OSError) and exc.errno in _NETWORK_ERRNOS
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """The exception and what it wraps (SQLAlchemy's ``orig``, the ``raise ... from`` chain).
+
+    Not ``__context__``: an error raised while handling an unrelated connection
+    failure is not one itself.
+    """
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [exc]
+    while todo and len(seen) < 10:
+        current = todo.pop()
+        if current is None or any(current is s for s in seen):
+            continue
+        seen.append(current)
+        todo += [getattr(current, "orig", None), current.__cause__]
+    return seen
+
+
+def _raised_by(exc: BaseException) -> str:
+    """Which service a bare socket error is about, from the library whose code raised it."""
+    modules = [f.f_globals.get("__name__", "") for f, _ in traceback.walk_tb(exc.__traceback__)]
+    if any(m.startswith(("redis", "arq")) for m in modules):
+        return "Redis"
+    if any(m.startswith(("asyncpg", "sqlalchemy")) for m in modules):
+        return "The database"
+    return "A service ocore depends on"
+
+
+def unavailable(exc: BaseException) -> ServiceUnavailable | None:
+    """``exc`` as a ServiceUnavailable when it is a connection-level failure, else None."""
+    causes = _causes(exc)
+    if isinstance(exc, sqlalchemy_errors.TimeoutError):
+        service = "The database"  # every pooled connection is busy
+    elif isinstance(exc, sqlalchemy_errors.DBAPIError):
+        # invalidated: the connection broke mid-statement (the server went away).
+        lost = exc.connection_invalidated or any(
+            isinstance(c, _POSTGRES_UNREACHABLE) or _network_failure(c) for c in causes
+        )
+        if not lost:
+            return None
+        service = "The database"
+    elif any(isinstance(c, _REDIS_UNREACHABLE) for c in causes):
+        service = "Redis"
+    elif any(isinstance(c, _POSTGRES_UNREACHABLE) for c in causes):
+        service = "The database"
+    elif _network_failure(exc):
+        service = _raised_by(exc)
+    else:
+        return None
+    return ServiceUnavailable(
+        f"{service} cannot be reached right now ({type(causes[-1]).__name__}); "
+        "try again in a moment."
+    )
+
+
+async def _service_error(request: Request, exc: Exception) -> JSONResponse:
+    """Errors of the libraries that reach services: a 503 when the service is unreachable."""
+    problem = unavailable(exc)
+    if problem is None:
+        return await _unexpected_error(request, exc)
+    log.warning("service_unavailable", detail=problem.detail, exc_type=type(exc).__name__)
+    return problem_response(
+        problem.status, code=problem.code, title=problem.title, detail=problem.detail
+    )
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled_error", exc_type=type(exc).__name__)
     return problem_response(
@@ -117,6 +212,16 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OcoreError, _ocore_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # Registered by class, not under Exception: the catch-all runs outermost, where
+    # Starlette re-raises after answering, and the server then drops the connection.
+    for family in (
+        sqlalchemy_errors.DBAPIError,
+        sqlalchemy_errors.TimeoutError,
+        asyncpg.PostgresError,
+        redis_errors.RedisError,
+        OSError,
+    ):
+        app.add_exception_handler(family, _service_error)
     app.add_exception_handler(Exception, _unexpected_error)
 
 

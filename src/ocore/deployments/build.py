@@ -18,10 +18,16 @@ from ocore.deployments.gates import Gates
 from ocore.deployments.hostwork import cache_root, check_out, find_modules, go_live, run_odoo
 from ocore.deployments.models import Deployment, Snapshot
 from ocore.deployments.steps import DeploymentRecorder, StepFailed
+from ocore.deployments.venv import build_colour_venv
 from ocore.environments.models import Environment
 from ocore.git.cli import GitCliProvider
 from ocore.git.modules import detect_module_changes
-from ocore.hosts.database import drop_snapshot, restore_snapshot, snapshot_database
+from ocore.hosts.database import (
+    database_exists,
+    drop_snapshot,
+    restore_snapshot,
+    snapshot_database,
+)
 from ocore.hosts.runtime import Colour, check_colour, other_colour
 from ocore.instances.hosting import Hosting, load_hosting
 from ocore.instances.models import Instance
@@ -64,27 +70,45 @@ async def _finish(context: JobContext, deployment_id: uuid.UUID, **values: Any) 
             deployment.duration_ms = int((now - deployment.started_at).total_seconds() * 1000)
 
 
-async def _take_snapshot(
-    context: JobContext, hosting: Hosting, deployment: Deployment
-) -> uuid.UUID:
-    result = await snapshot_database(
-        hosting.host, hosting.pg, hosting.instance.database_name, snapshot_name(deployment.id)
-    )
+async def _take_snapshot(context: JobContext, hosting: Hosting, deployment: Deployment) -> bool:
+    """Snapshot the database unless an earlier attempt of this build did; True if kept.
+
+    A retry must not snapshot again: the attempt before it may have changed the
+    database already (the Odoo run of a worker that died goes on by itself on
+    the host), and this snapshot is what a failed deploy restores.
+    """
+    name = snapshot_name(deployment.id)
     async with context.session() as session:
-        snapshot = Snapshot(
-            organization_id=deployment.organization_id,
-            instance_id=deployment.instance_id,
-            method=result.method,
-            location=result.name,
-            size_bytes=result.size_bytes,
-            status="ready",
+        earlier = await session.scalar(
+            select(Snapshot.id).where(
+                Snapshot.instance_id == deployment.instance_id, Snapshot.location == name
+            )
         )
-        session.add(snapshot)
+    # The row is written only once the copy is complete (built aside, then renamed into place).
+    kept = earlier is not None and await database_exists(hosting.host, hosting.pg, name)
+    result = None
+    if not kept:
+        result = await snapshot_database(
+            hosting.host, hosting.pg, hosting.instance.database_name, name
+        )
+    async with context.session() as session:
+        snapshot = await session.get(Snapshot, earlier) if earlier is not None else None
+        if snapshot is None:
+            snapshot = Snapshot(
+                organization_id=deployment.organization_id,
+                instance_id=deployment.instance_id,
+                location=name,
+            )
+            session.add(snapshot)
+        if result is not None:
+            snapshot.method = result.method
+            snapshot.size_bytes = result.size_bytes
+        snapshot.status = "ready"
         await session.flush()
         await session.execute(
             update(Deployment).where(Deployment.id == deployment.id).values(snapshot_id=snapshot.id)
         )
-        return snapshot.id
+    return kept
 
 
 async def _record_live(
@@ -138,13 +162,17 @@ async def build(context: JobContext) -> None:
                 f"modules: {len(modules)}; install {install or '-'}; update {upgrade or '-'}"
             )
         async with recorder.step("snapshot database") as step:
-            await _take_snapshot(context, hosting, deployment)
+            kept = await _take_snapshot(context, hosting, deployment)
             snapshot_taken = snapshot_name(deployment.id)
-            await step.log(f"snapshot {snapshot_taken} of {hosting.instance.database_name}")
+            if kept:
+                await step.log(f"snapshot {snapshot_taken} kept from an earlier attempt")
+            else:
+                await step.log(f"snapshot {snapshot_taken} of {hosting.instance.database_name}")
         async with recorder.step("build") as step:
+            python = await build_colour_venv(hosting, idle, step)
             compiled = await hosting.host.run(
                 [
-                    hosting.layout.python(hosting.instance.odoo_version),
+                    python,
                     "-m",
                     "compileall",
                     "-q",
@@ -157,7 +185,7 @@ async def build(context: JobContext) -> None:
                 await step.log(line)
             if not compiled.ok:
                 raise StepFailed("The addons do not compile; see the build step's output.")
-            await step.log("native runtime: the checkout is the build")
+            await step.log("native runtime: the checkout and its venv are the build")
         if install or upgrade:
             async with recorder.step("update modules") as step:
                 database_touched = True
@@ -298,12 +326,19 @@ async def rollback(context: JobContext) -> None:
             _, addons = await find_modules(hosting, idle)
             hosting.runtime.colour_addons[idle] = tuple(addons)
             await step.log(f"{sha} checked out for {idle}")
+        async with recorder.step("build") as step:
+            await build_colour_venv(hosting, idle, step)
         async with recorder.step("snapshot database") as step:
             safety = snapshot_name(deployment.id)
-            await snapshot_database(
-                hosting.host, hosting.pg, hosting.instance.database_name, safety
-            )
-            await step.log(f"current database kept as {safety}")
+            # Every attempt drops it when it ends: one left is an earlier attempt's that
+            # died, maybe after restoring. Taken again, it would hold the restored data.
+            if await database_exists(hosting.host, hosting.pg, safety):
+                await step.log(f"current database kept as {safety} by an earlier attempt")
+            else:
+                await snapshot_database(
+                    hosting.host, hosting.pg, hosting.instance.database_name, safety
+                )
+                await step.log(f"current database kept as {safety}")
         async with recorder.step("restore database") as step:
             await restore_snapshot(
                 hosting.host, hosting.pg, restore_from, hosting.instance.database_name
