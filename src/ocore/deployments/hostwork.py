@@ -10,6 +10,7 @@ from ocore.deployments.steps import StepLog
 from ocore.git.checkout import checkout
 from ocore.hosts.odoo import odoo_command, render_odoo_conf
 from ocore.hosts.runtime import Colour
+from ocore.hosts.runtime.base import colour_python
 from ocore.instances.hosting import Hosting
 
 ODOO_RUN_TIMEOUT = 4 * 3600
@@ -75,7 +76,7 @@ async def run_odoo(
     await hosting.host.write_file(conf_path, render_odoo_conf(config).encode(), mode=0o600)
     argv = odoo_command(
         layout.checkout(instance.odoo_version),
-        layout.python(instance.odoo_version),
+        await colour_python(hosting.host, layout, colour, instance.odoo_version),
         conf_path,
         database=instance.database_name,
         install=install,

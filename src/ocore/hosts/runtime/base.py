@@ -114,6 +114,13 @@ class InstanceLayout:
     def log_path(self, colour: Colour) -> str:
         return posixpath.join(self.colour_dir(colour), "odoo.log")
 
+    def colour_venv(self, colour: Colour) -> str:
+        """The project's Python packages for the code a colour runs (built by deploys)."""
+        return posixpath.join(self.colour_dir(colour), "venv")
+
+    def colour_python(self, colour: Colour) -> str:
+        return posixpath.join(self.colour_venv(colour), "bin", "python")
+
     def addons_dir(self, colour: Colour) -> str:
         """The custom code a colour runs: a deploy checks the new commit out here."""
         return posixpath.join(self.colour_dir(colour), "addons")
@@ -128,6 +135,20 @@ class InstanceLayout:
 
     def python(self, version: str) -> str:
         return posixpath.join(self.checkout(version), "venv", "bin", "python")
+
+
+async def colour_python(
+    host: HostConnection, layout: InstanceLayout, colour: Colour, version: str
+) -> str:
+    """The colour's own venv when a deploy built one, else the Odoo version's shared venv.
+
+    Read off the host rather than the records: a colour only ever runs code
+    checked out by a deploy together with its venv, or no code of the project.
+    """
+    own = layout.colour_python(colour)
+    if (await host.run(["test", "-x", own], check=False)).ok:
+        return own
+    return layout.python(version)
 
 
 @runtime_checkable

@@ -24,6 +24,7 @@ from ocore.hosts.runtime.base import (
     ProcessStatus,
     check_colour,
     check_ports,
+    colour_python,
     wait_http_healthy,
 )
 from ocore.hosts.runtime.proxy import NginxProxy, Upstream
@@ -73,12 +74,11 @@ class NativeRuntime:
             pidfile=self.layout.pid_path(colour),
         )
 
-    def command(self, colour: Colour) -> list[str]:
+    def command(self, colour: Colour, python: str) -> list[str]:
         """How the colour's Odoo is started (before the detaching wrapper)."""
-        version = self.config.version
         return [
-            self.layout.python(version),
-            self.layout.odoo_bin(version),
+            python,
+            self.layout.odoo_bin(self.config.version),
             "-c",
             self.layout.conf_path(colour),
         ]
@@ -92,11 +92,12 @@ class NativeRuntime:
             ["mkdir", "-p", "-m", "0700", "--", layout.colour_dir(colour), layout.data_dir]
         )
         await self.host.write_file(layout.conf_path(colour), conf.encode(), mode=0o600)
+        python = await colour_python(self.host, layout, colour, self.config.version)
         launched = await detached.launch(
             self.host,
             layout.pid_path(colour),
             layout.log_path(colour),
-            self.command(colour),
+            self.command(colour, python),
             name="ocore-odoo",
         )
         pid = launched.stdout.strip()
