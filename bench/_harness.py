@@ -7,6 +7,7 @@ directory is first on ``sys.path`` when run as ``python bench/x.py``).
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import shutil
@@ -201,3 +202,26 @@ def machine() -> str:
     cores = os.cpu_count()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     return f"{cores} CPUs, load average {load}"
+
+
+REPORT_ENV = "OCORE_BENCH_REPORT"
+
+
+def report(
+    figure: str,
+    ocore: float | str,
+    reference: float | str | None = None,
+    unit: str = "",
+    note: str = "",
+) -> None:
+    """One row of ``bench/run.py``'s table, appended as JSON to the file it names.
+
+    A no-op when a script runs on its own. The ratio is ocore/reference when both
+    are numbers; a string (e.g. "0 of 719") is shown as it is.
+    """
+    path = os.environ.get(REPORT_ENV)
+    if not path:
+        return
+    row = {"figure": figure, "ocore": ocore, "reference": reference, "unit": unit, "note": note}
+    with open(path, "a", encoding="utf-8") as out:
+        out.write(json.dumps(row) + "\n")

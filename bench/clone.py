@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+from _harness import report
 from sqlalchemy.engine import make_url
 
 from ocore.hosts import LocalHost
@@ -269,6 +270,8 @@ async def main() -> int:
         ratio = median[ours] / median[raw]
         worst = max(worst, ratio)
         print(f"{method:<16} {median[raw]:>9.2f} {median[ours]:>9.2f} {ratio:>9.2f}x")
+        figure = f"clone {size / 2**20:.0f} MB, {method} (median of {args.repeat})"
+        report(figure, median[ours], median[raw], "s", "goal ≤ 1.25x")
     goal = "within" if worst <= 1.25 else "OVER"
     print(f"\nworst ratio {worst:.2f}x: {goal} the 1.25x goal")
     return 0

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from _harness import free_port, machine, stop_processes, wait_for_port
+from _harness import free_port, machine, report, stop_processes, wait_for_port
 from clone import PG, build, drop, sh
 
 from ocore.hosts import LocalHost
@@ -206,6 +206,11 @@ async def main() -> int:
     for name in runs:
         print(f"{name:<24} {median[name]:>9.2f} {sum(failed[name]):>7}/{sum(sent[name]):<6}")
     total_failed = sum(sum(f) for f in failed.values())
+    ours, raw = "ocore clone_database", "raw pg_dump/pg_restore"
+    figure = f"clone {size / 2**20:.0f} MB, serving {args.rate:g} req/s (median of {args.repeat})"
+    report(figure, median[ours], median[raw], "s", "goal ≤ 1.1x")
+    lost = [f"{sum(failed[name])} of {sum(sent[name])}" for name in (ours, raw)]
+    report("  requests failed during those clones", *lost, "", "goal 0")
     print(
         f"\nocore/raw {ratio:.2f}x: {'within' if ratio <= 1.1 else 'OVER'} the 1.1x goal; "
         f"{total_failed} failed requests: {'met' if total_failed == 0 else 'MISSED'} the goal of 0"

@@ -51,6 +51,7 @@ from _harness import (
     ocore_database,
     stop_processes,
 )
+from _harness import report as report_row
 from tests.fixtures.gitrepo import GitRepo
 from tests.fixtures.nginx import Nginx, running_nginx
 from tests.fixtures.odoo_runtime import install_odoo, kill_leftovers
@@ -397,6 +398,16 @@ def report(
         r["status"] == "succeeded" for r in results
     )
     print(f"zero downtime: {'yes' if zero else 'NO'}")
+    if results:
+        ocore = statistics.median(r["wall"] - r["odoo"] for r in results)
+        odoo = statistics.median(r["odoo"] for r in results)
+        ok = sum(r["status"] == "succeeded" for r in results)
+        figure = f"deploy: ocore's time per deploy, median of {len(results)}"
+        note = f"reference: Odoo's update + tests; {ok} of {len(results)} succeeded"
+        report_row(figure, ocore, odoo, "s", note)
+    during = [sum(r.get(key, 0) for r in results) for key in ("failed", "requests")]
+    figure = f"deploy: requests failed during the deploys ({args.rate:g}/s)"
+    report_row(figure, f"{during[0]} of {during[1]}", None, "", "goal 0")
 
 
 if __name__ == "__main__":

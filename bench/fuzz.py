@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from _harness import ROOT, machine, private_redis
+from _harness import report as report_row
 
 
 def run(examples: int) -> tuple[dict[str, Any], float, subprocess.CompletedProcess[str]]:
@@ -89,6 +90,8 @@ def main() -> None:
         # Not a check: an error of the run itself (seeding, a health check of hypothesis).
         lines = [line for line in process.stdout.splitlines() if not line.startswith("{")]
         print(f"\npytest exited with {process.returncode}:\n" + "\n".join(lines[-60:]))
+    figure = f"fuzz: {operations} operations, {args.examples} examples each, failed checks"
+    report_row(figure, failed, None, "", f"{cases} cases in {elapsed:.0f} s; goal 0")
     raise SystemExit(1 if failed or process.returncode else 0)
 
 

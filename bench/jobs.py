@@ -51,6 +51,7 @@ from _harness import (
     ocore_env,
     percentile,
     private_redis,
+    report,
     spawn,
     stop_processes,
 )
@@ -455,6 +456,14 @@ async def main() -> int:
             f"{r.name:<22} {r.workers:>2} {r.p50_ms:>7.1f} {vs[0]:>6} {r.p99_ms:>7.1f} "
             f"{vs[1]:>6} {r.per_worker:>14.0f} {vs[2]:>6} {r.cpu_ms_per_job:>11.2f}"
         )
+    for r in results:
+        if r.name == RawArq.name:
+            continue
+        ref = reference.get(r.workers)  # the in-process queue counts as N = 1
+        setup = f"jobs: {r.name}, {r.workers} worker(s)"
+        report(f"{setup}, enqueue → running p50", r.p50_ms, ref and ref.p50_ms, "ms", "raw arq")
+        report(f"{setup}, enqueue → running p99", r.p99_ms, ref and ref.p99_ms, "ms", "raw arq")
+        report(f"{setup}, no-op jobs/s per worker", r.per_worker, ref and ref.per_worker, "")
     print(
         "\nCPU ms/job: CPU time of the worker processes (in-process: of this process) "
         "from the end of the dispatching to the last job done, per job"

@@ -52,6 +52,7 @@ from typing import Any
 import asyncpg
 import httpx
 from _harness import bench_settings, machine, ocore_database
+from _harness import report as report_row
 from sqlalchemy import delete, event, update
 from tests.fixtures.odoo_standin.harness import OdooCheckout
 from tests.fixtures.sshd import Sshd, running_sshd
@@ -537,6 +538,11 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
         f"{args.providers} providers, {args.carriers} carriers: {goal} the "
         f"{GOAL_SECONDS:.0f} s goal ({wall / GOAL_SECONDS:.2f}x)"
     )
+    others = args.mail_servers + args.providers + args.carriers
+    figure = f"neutralize {args.crons} crons + {others} rows over SSH, median of {len(results)}"
+    report_row(figure, wall, GOAL_SECONDS, "s", "reference: the goal")
+    left = sum(last["left"].values())
+    report_row("  records left live after neutralizing", left, None, "", "goal 0")
 
 
 if __name__ == "__main__":

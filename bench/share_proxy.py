@@ -68,6 +68,7 @@ from _harness import (
     ocore_database,
     ocore_env,
     percentile,
+    report,
     spawn,
     stop_processes,
     wait_for_port,
@@ -493,6 +494,12 @@ async def measure(
             f"{growth:>+7.1f}" + ("" if complete else f"  INCOMPLETE ({r['bytes']} bytes)")
         )
     print(f"memory flat (peak growth under 32 MB, body complete): {'yes' if flat else 'NO'}")
+    via = " over SSH" if args.via_ssh else ""
+    figure = f"share proxy{via}: 100 KB asset, {args.concurrency} connections"
+    report(figure, p["rps"], d["rps"], "req/s", "reference: direct; goal ≥ 60%")
+    for label, r in downloads:
+        growth = (r["peak"] - r["before"]) / 1024  # RSS is sampled in KB
+        report(f"share proxy{via}: {mb:.0f} MB download, {label}, RSS growth", growth, None, "MB")
     return 0
 
 

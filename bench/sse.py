@@ -50,6 +50,7 @@ from _harness import (
     ocore_database,
     ocore_env,
     private_redis,
+    report,
     spawn,
     stop_processes,
     wait_for_port,
@@ -449,6 +450,11 @@ async def main() -> int:
         f"{api_cpu / max(received, 1) * 1e6:.0f} us per delivery), "
         f"subscriber process(es) {client_cpu:.1f}s"
     )
+    setup = f"SSE: {args.subscribers} subscribers, {args.rate} lines/s"
+    report(f"{setup}, lines lost", expected - received, None, "", "goal 0")
+    report(f"{setup}, latency p50", summarize(histogram, 50), None, "ms")
+    report(f"{setup}, latency p99", summarize(histogram, 99), None, "ms")
+    report(f"{setup}, deliveries/s of one API process", received / wall, None, "")
     return 0
 
 

@@ -24,6 +24,10 @@ class Environment(IdMixin, TimestampMixin, Base):
             sqlite_where=text("environment_type = 'production'"),
         ),
         Index("ix_environments_project_branch", "project_id", "branch"),
+        # The lists' order (organization's, project's): a page joins its own rows
+        # to their instances, not every environment before sorting.
+        Index("ix_environments_organization_created", "organization_id", "created_at"),
+        Index("ix_environments_project_created", "project_id", "created_at"),
     )
 
     organization_id: Mapped[uuid.UUID] = mapped_column(

@@ -39,6 +39,8 @@ class Instance(IdMixin, TimestampMixin, Base):
         UniqueConstraint("server_id", "slug"),
         UniqueConstraint("server_id", "http_port_host"),
         UniqueConstraint("server_id", "longpolling_port_host"),
+        # The list's order: its first page reads 20 index entries, not every instance.
+        Index("ix_instances_organization_name", "organization_id", "name"),
     )
 
     organization_id: Mapped[uuid.UUID] = mapped_column(

@@ -17,6 +17,8 @@ class Job(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         Index("ix_jobs_status_lease", "status", "lease_expires_at"),
         Index("ix_jobs_target", "target_type", "target_id"),
+        # The list's order (newest first): a page reads its rows, not every job.
+        Index("ix_jobs_organization_created", "organization_id", "created_at"),
         # At most one unfinished job per resource lock (e.g. "instance:<id>").
         Index(
             "uq_jobs_active_lock",
