@@ -35,9 +35,13 @@ async def collect(fanout: Fanout, stream: str, after: str, until: int) -> list[i
     return seen
 
 
-async def test_joining_at_any_time_loses_and_repeats_nothing(bus: EventBus) -> None:
+@pytest.mark.parametrize("history_events", [20_000, 25])
+async def test_joining_at_any_time_loses_and_repeats_nothing(
+    bus: EventBus, history_events: int
+) -> None:
+    # With a short history, late joiners read part of their catch-up from the bus.
     stream = f"test:{uuid.uuid4().hex}"
-    fanout = Fanout(bus)
+    fanout = Fanout(bus, history_events=history_events)
     ids = await bus.publish_many(stream, [{"n": n} for n in range(50)])
     total = 600
 

@@ -51,8 +51,8 @@ class EventBus(Protocol):
         """The id of the newest event of ``stream`` ("0-0" when it has none)."""
         ...
 
-    async def read_after(self, stream: str, after: str) -> list[Event]:
-        """Every event after ``after`` there is now, without waiting for more."""
+    async def read_after(self, stream: str, after: str, until: str = "+") -> list[Event]:
+        """The events after ``after`` up to ``until`` (included) there are now, without waiting."""
         ...
 
     async def close(self) -> None: ...
@@ -126,9 +126,10 @@ class InProcessEventBus:
         events = self._streams.get(stream)
         return events[-1].id if events else "0-0"
 
-    async def read_after(self, stream: str, after: str) -> list[Event]:
+    async def read_after(self, stream: str, after: str, until: str = "+") -> list[Event]:
         position = parse_event_id(after)
-        return [e for e in self._streams.get(stream, []) if parse_event_id(e.id) > position]
+        last = (2**63, 0) if until == "+" else parse_event_id(until)
+        return [e for e in self._streams.get(stream, []) if position < parse_event_id(e.id) <= last]
 
     async def close(self) -> None:
         return None
@@ -185,13 +186,13 @@ class RedisEventBus:
         newest = await self._redis.xrevrange(f"ocore:events:{stream}", count=1)
         return str(newest[0][0]) if newest else "0-0"
 
-    async def read_after(self, stream: str, after: str) -> list[Event]:
+    async def read_after(self, stream: str, after: str, until: str = "+") -> list[Event]:
         parse_event_id(after)
         key = f"ocore:events:{stream}"
         events: list[Event] = []
         while True:
             # "(" makes the start exclusive (Redis 6.2+).
-            page = await self._redis.xrange(key, min=f"({after}", count=1000)
+            page = await self._redis.xrange(key, min=f"({after}", max=until, count=1000)
             events += [Event(event_id, json.loads(fields["data"])) for event_id, fields in page]
             if len(page) < 1000:
                 return events

@@ -6,18 +6,20 @@ per stream reads the bus and hands each batch, parsed once, to every
 subscriber's queue; ``Batch.encoded`` lets the first subscriber that writes a
 batch encode it for all the others.
 
-A subscriber joins the reader first, then reads what came before (from its
-``after`` to now) straight from the bus, then takes the shared batches,
-skipping what its catch-up already had: events ids only grow, so nothing is
+A subscriber joins the reader and takes a snapshot of the reader's recent
+batches in the same step; only what came before those (from its ``after``)
+is read from the bus by the subscriber itself. It then takes the shared
+batches, skipping what it already had: event ids only grow, so nothing is
 lost or repeated across the hand-over. One that falls ``max_pending`` batches
-behind is let go (its stream ends); an SSE client reconnects with
-``Last-Event-ID`` and resumes where it stopped.
+behind (a hundred seconds of a busy build) is let go (its stream ends); an SSE
+client reconnects with ``Last-Event-ID`` and resumes where it stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -57,14 +59,22 @@ _OVERFLOW = _Overflow()
 
 @dataclass(eq=False)
 class _Reader:
-    queues: set[asyncio.Queue[Batch | _Overflow]]
+    started: asyncio.Future[str]
+    queues: set[asyncio.Queue[Batch | _Overflow]] = field(default_factory=set)
+    # The latest batches, so that a subscriber joining late catches up from
+    # events already parsed instead of reading the bus itself.
+    history: deque[Batch] = field(default_factory=deque)
+    history_events: int = 0
     task: asyncio.Task[None] | None = None
 
 
 class Fanout:
-    def __init__(self, bus: EventBus, *, max_pending: int = 1000) -> None:
+    def __init__(
+        self, bus: EventBus, *, max_pending: int = 10_000, history_events: int = 20_000
+    ) -> None:
         self._bus = bus
         self._max_pending = max_pending
+        self._history_events = history_events
         self._readers: dict[str, _Reader] = {}
 
     def subscribers(self, stream: str) -> int:
@@ -81,19 +91,24 @@ class Fanout:
         """
         position = parse_event_id(after)
         queue: asyncio.Queue[Batch | _Overflow] = asyncio.Queue(self._max_pending)
-        await self._join(stream, queue)
+        start, history = await self._join(stream, queue)
         try:
-            backlog = await self._bus.read_after(stream, after)
-            if backlog:
-                yield [Batch(backlog)]
-                position = parse_event_id(backlog[-1].id)
+            # What the shared reader never had (before its start, or trimmed from
+            # its history) comes from the bus; the rest is already parsed.
+            bus_until = history[0].events[0].id if history else start
+            if position < parse_event_id(bus_until):
+                backlog = await self._bus.read_after(stream, after, bus_until)
+                if backlog:
+                    yield [Batch(backlog)]
+                    position = parse_event_id(backlog[-1].id)
+            waiting: list[Batch | _Overflow] = list(history)
             while True:
-                try:
-                    first = await asyncio.wait_for(queue.get(), idle_seconds)
-                except TimeoutError:
-                    yield None
-                    continue
-                waiting = [first]
+                if not waiting:
+                    try:
+                        waiting.append(await asyncio.wait_for(queue.get(), idle_seconds))
+                    except TimeoutError:
+                        yield None
+                        continue
                 while not queue.empty():
                     waiting.append(queue.get_nowait())
                 if any(isinstance(item, _Overflow) for item in waiting):
@@ -108,25 +123,41 @@ class Fanout:
                         batch = Batch([e for e in batch.events if parse_event_id(e.id) > position])
                     fresh.append(batch)
                     position = batch.last_position
+                waiting = []
                 if fresh:
                     yield fresh
         finally:
             await self._leave(stream, queue)
 
-    async def _join(self, stream: str, queue: asyncio.Queue[Batch | _Overflow]) -> None:
-        reader = self._readers.get(stream)
-        if reader is not None:
+    async def _join(
+        self, stream: str, queue: asyncio.Queue[Batch | _Overflow]
+    ) -> tuple[str, list[Batch]]:
+        """Register ``queue``; the reader's start and its history at that very moment."""
+        while True:
+            reader = self._readers.get(stream)
+            if reader is None:
+                reader = self._readers[stream] = _Reader(asyncio.get_running_loop().create_future())
+                try:
+                    # The reader starts after the newest event now.
+                    reader.started.set_result(await self._bus.last_id(stream))
+                except BaseException as exc:
+                    if isinstance(exc, Exception):
+                        reader.started.set_exception(exc)
+                        # Retrieved here: no waiter may be there to see it.
+                        reader.started.exception()
+                    else:
+                        reader.started.cancel()
+                    self._end(stream, reader)
+                    raise
+                reader.task = asyncio.create_task(
+                    self._read(stream, reader, reader.started.result())
+                )
+            start = await asyncio.shield(reader.started)
+            if self._readers.get(stream) is not reader:
+                continue  # it failed while this one waited: start a new one
+            # No await from here on: every batch is in the snapshot or will be in the queue.
             reader.queues.add(queue)
-            return
-        reader = self._readers[stream] = _Reader({queue})
-        try:
-            # The reader starts after the newest event now; the subscriber's own
-            # catch-up (read after this) covers everything up to at least here.
-            start = await self._bus.last_id(stream)
-        except BaseException:
-            self._end(stream, reader)
-            raise
-        reader.task = asyncio.create_task(self._read(stream, reader, start))
+            return start, list(reader.history)
 
     async def _leave(self, stream: str, queue: asyncio.Queue[Batch | _Overflow]) -> None:
         reader = self._readers.get(stream)
@@ -146,6 +177,10 @@ class Fanout:
                 if events is None:
                     continue
                 batch = Batch(events)
+                reader.history.append(batch)
+                reader.history_events += len(events)
+                while reader.history_events > self._history_events and len(reader.history) > 1:
+                    reader.history_events -= len(reader.history.popleft().events)
                 for queue in list(reader.queues):
                     try:
                         queue.put_nowait(batch)
