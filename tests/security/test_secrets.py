@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,17 +43,15 @@ from ocore.servers.models import Server
 from ocore.settings import Settings
 from tests.conftest import wait_for_job
 from tests.fixtures.gitrepo import GitRepo
-from tests.fixtures.nginx import Nginx, running_nginx
+from tests.fixtures.nginx import Nginx
 from tests.fixtures.odoo_runtime import (
     DB_HOST,
     DB_PASSWORD,
     DB_PORT,
     DB_USER,
     drop_database,
-    install_odoo,
-    kill_leftovers,
 )
-from tests.fixtures.sshd import Sshd, running_sshd
+from tests.fixtures.sshd import Sshd
 from tests.neutralization.conftest import free_port_range, new_tenant
 from tests.security.leaks import Recorder, Secrets, log_lines, pem_lines
 from tests.security.routes import app_routes, fill_path
@@ -64,27 +61,6 @@ MODULES = ["mail", "payment_stripe", "delivery_fedex"]
 PORT_BLOCK = 8
 # Routes read by hand below (public share pages, streams) or that need a mail catcher.
 SKIPPED_READS = ("/api/share/", "/api/s-proxy/", "/mail", "/events", "/logs")
-
-
-@pytest.fixture(scope="module")
-def sshd() -> Iterator[Sshd]:
-    with running_sshd() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def nginx() -> Iterator[Nginx]:
-    with running_nginx() as proxy:
-        yield proxy
-
-
-@pytest.fixture(scope="module")
-def base_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    base = tmp_path_factory.mktemp("odoo-host")
-    install_odoo(base, "17.0")
-    yield base
-    for instance_dir in (base / "instances").glob("*"):
-        kill_leftovers(instance_dir)
 
 
 async def db_trusts_any_password() -> bool:
