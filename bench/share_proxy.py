@@ -1,6 +1,6 @@
 """A share link's proxy against the same requests made directly to the upstream.
 
-    PYTHONPATH=. python bench/share_proxy.py [--requests 1000] [--concurrency 8]
+    PYTHONPATH=. python bench/share_proxy.py [--requests 20000] [--concurrency 8]
                                              [--repeat 3] [--download-mb 200]
                                              [--slow-mbps 40] [--via-ssh]
 
@@ -17,6 +17,9 @@ none shares an event loop with another):
   * ocore: ``python -m ocore.cli serve`` (uvicorn, one process, in-process
     jobs) on a throwaway PostgreSQL database, its RSS and CPU read from
     ``/proc/<pid>``;
+  * nginx (one worker, OpenResty's Lua module) with the share gateway's
+    config as ``ocore share-gateway nginx-config`` writes it, in front of that
+    ocore;
   * this process: the clients, on plain asyncio sockets (HTTP/1.1, one
     keep-alive connection per concurrent client, no HTTP library), so a
     request costs the client little next to what it measures.
@@ -27,13 +30,16 @@ environment and a token share link through the API. The link is opened once
 (``GET /api/share/<token>``) for its ``ocore_share`` cookie. The server is
 this machine (``is_local``, no tunnel) unless ``--via-ssh``: then it is
 registered with a private sshd's address and key, and the proxy reaches the
-upstream as it reaches a remote Odoo, through an SSH tunnel.
+upstream as it reaches a remote Odoo, through an SSH tunnel (the gateway
+then hands every request to ocore: its tunnels live there).
 
-Throughput: ``--requests`` GETs of the asset with ``--concurrency``
-connections, directly (``GET /web/assets/bench.min.js`` on the upstream) and
-through the proxy (``GET /api/s-proxy/web/assets/bench.min.js`` with the
-cookie), alternated ``--repeat`` times after a warm-up of each; requests/s,
-p50/p99 latency, and proxied/direct (goal: at least 60 %).
+Throughput: GETs of the asset with ``--concurrency`` connections, directly
+(``GET /web/assets/bench.min.js`` on the upstream), through ocore alone and
+through the gateway (``GET /api/s-proxy/web/assets/bench.min.js`` with the
+cookie): ``--requests`` each, ocore alone a twentieth of that (it serves a
+few hundred a second), in ``--repeat`` rounds whose order rotates, after a
+warm-up of each; requests/s, p50/p99 latency, ocore's CPU per request, and
+gateway/direct (goal: at least 60 %).
 
 Memory: the download is streamed through the proxy twice, once read as fast
 as possible and once read at ``--slow-mbps`` (the upstream is faster than the
@@ -47,6 +53,7 @@ import argparse
 import asyncio
 import json
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -73,6 +80,7 @@ from _harness import (
     stop_processes,
     wait_for_port,
 )
+from tests.fixtures.nginx import Nginx, running_nginx
 from tests.fixtures.sshd import running_sshd
 
 from ocore.core.crypto import SecretBox
@@ -82,6 +90,7 @@ from ocore.instances.models import Domain, Instance
 from ocore.orgs import service as orgs
 from ocore.servers.models import Server
 from ocore.settings import Settings
+from ocore.shares.gateway_nginx import GatewayConfig, render
 
 SCRIPT = str(Path(__file__).resolve())
 ASSET_PATH = "/web/assets/bench.min.js"
@@ -159,8 +168,13 @@ class HTTPError(Exception):
     pass
 
 
-async def read_response(reader: asyncio.StreamReader, rate: float | None = None) -> tuple[int, int]:
-    """Read one response (Content-Length or chunked), dropping the body; (status, body bytes)."""
+async def read_response(
+    reader: asyncio.StreamReader, rate: float | None = None
+) -> tuple[int, int, bool]:
+    """Read one response (Content-Length or chunked), dropping the body.
+
+    (status, body bytes, whether the server keeps the connection open).
+    """
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head[9:12])
     headers = head.lower()
@@ -194,7 +208,7 @@ async def read_response(reader: asyncio.StreamReader, rate: float | None = None)
                 break
             await take(size)
             await reader.readexactly(2)
-    return status, received
+    return status, received, b"\r\nconnection: close\r\n" not in headers
 
 
 @dataclass
@@ -220,10 +234,14 @@ async def load(port: int, request: bytes, total: int, concurrency: int) -> Run:
             for _ in range(count):
                 sent = time.perf_counter()
                 writer.write(request)
-                status, size = await read_response(reader)
+                status, size, open_ = await read_response(reader)
                 run.latencies.append(time.perf_counter() - sent)
                 run.statuses[str(status)] += 1
                 run.sizes[size] += 1
+                if not open_:
+                    # nginx closes a keep-alive connection after keepalive_requests.
+                    writer.close()
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
         finally:
             writer.close()
 
@@ -256,7 +274,7 @@ async def download(port: int, request: bytes, rate: float | None, pid: int) -> d
     started = time.perf_counter()
     try:
         writer.write(request)
-        status, size = await read_response(reader, rate)
+        status, size, _ = await read_response(reader, rate)
     finally:
         writer.close()
     seconds = time.perf_counter() - started
@@ -400,7 +418,11 @@ def summary(runs: list[Run]) -> dict[str, float]:
 async def bench(args: argparse.Namespace, sshd: Any | None) -> int:
     download_bytes = args.download_mb * 1024 * 1024
     processes: list[subprocess.Popen[bytes]] = []
-    with tempfile.TemporaryDirectory(prefix="ocore-bench-share-") as work:
+    gateway_token = secrets.token_urlsafe(32)
+    with (
+        tempfile.TemporaryDirectory(prefix="ocore-bench-share-") as work,
+        running_nginx(lua=True) as nginx,
+    ):
         upstream_process, upstream_port = start_upstream(download_bytes)
         processes.append(upstream_process)
         try:
@@ -409,40 +431,65 @@ async def bench(args: argparse.Namespace, sshd: Any | None) -> int:
                 token, instance_id = await make_rows(settings, upstream_port, sshd)
                 port = free_port()
                 env = ocore_env(settings, OCORE_HEALTH_CHECK_INTERVAL_SECONDS="3600",
-                                OCORE_PUBLIC_URL=f"http://127.0.0.1:{port}")  # fmt: skip
+                                OCORE_PUBLIC_URL=f"http://127.0.0.1:{port}",
+                                OCORE_SHARE_GATEWAY_TOKEN=gateway_token)  # fmt: skip
                 (api,) = spawn([sys.executable, "-m", "ocore.cli", "serve", "--port", str(port)],
                                env)  # fmt: skip
                 processes.append(api)
                 wait_for_port(port, timeout=60)
+                gateway_port = start_gateway(nginx, port, gateway_token)
                 cookie = await share_cookie(f"http://127.0.0.1:{port}", token, instance_id)
-                return await measure(args, api.pid, port, upstream_port, cookie, download_bytes)
+                ports = {"direct": upstream_port, "ocore": port, "gateway": gateway_port}
+                return await measure(args, api.pid, ports, cookie, download_bytes)
         finally:
             stop_processes(processes)
+
+
+def start_gateway(nginx: Nginx, ocore_port: int, token: str) -> int:
+    """The share gateway's nginx config (as `ocore share-gateway nginx-config` writes it)."""
+    port = free_port()
+    config = GatewayConfig(
+        listen=f"127.0.0.1:{port}",
+        server_name="_",
+        api=f"127.0.0.1:{ocore_port}",
+        token=token,
+        max_body_bytes=16 * 1024 * 1024,
+    )
+    (nginx.sites / "ocore.conf").write_text(render(config))
+    nginx.reload()
+    wait_for_port(port, timeout=10)
+    return port
 
 
 async def measure(
     args: argparse.Namespace,
     pid: int,
-    port: int,
-    upstream_port: int,
+    ports: dict[str, int],
     cookie: str,
     download_bytes: int,
 ) -> int:
-    direct = (upstream_port, get(ASSET_PATH, upstream_port))
-    proxied = (port, get(f"/api/s-proxy{ASSET_PATH}", port, cookie))
+    asset = f"/api/s-proxy{ASSET_PATH}"
+    targets = {
+        "direct": (ports["direct"], get(ASSET_PATH, ports["direct"])),
+        "ocore": (ports["ocore"], get(asset, ports["ocore"], cookie)),
+        "gateway": (ports["gateway"], get(asset, ports["gateway"], cookie)),
+    }
+    # ocore alone serves a few hundred a second: fewer requests keep its rounds short.
+    counts = {"direct": args.requests, "gateway": args.requests,
+              "ocore": max(args.concurrency * 10, args.requests // 20)}  # fmt: skip
     warm = max(args.concurrency * 10, args.requests // 10)
-    for target in (direct, proxied):
-        await load(*target, warm, args.concurrency)
-    runs: dict[str, list[Run]] = {"direct": [], "proxied": []}
-    cpu: list[float] = []
+    for name, target in targets.items():
+        await load(*target, min(warm, counts[name]), args.concurrency)
+    runs: dict[str, list[Run]] = {name: [] for name in targets}
+    cpu: dict[str, list[float]] = {"ocore": [], "gateway": []}
     for n in range(1, args.repeat + 1):
-        order = ["direct", "proxied"] if n % 2 else ["proxied", "direct"]
-        for name in order:
+        # Rotated, so no path always runs first or last.
+        names = list(targets)
+        for name in names[n % 3 :] + names[: n % 3]:
             used = cpu_seconds(pid)
-            run = await load(*(direct if name == "direct" else proxied), args.requests,
-                             args.concurrency)  # fmt: skip
-            if name == "proxied":
-                cpu.append((cpu_seconds(pid) - used) / args.requests)
+            run = await load(*targets[name], counts[name], args.concurrency)
+            if name in cpu:
+                cpu[name].append((cpu_seconds(pid) - used) / counts[name])
             runs[name].append(run)
             bad = {k: v for k, v in run.statuses.items() if k != "200"}
             wrong = {k: v for k, v in run.sizes.items() if k != ASSET_SIZE}
@@ -456,6 +503,7 @@ async def measure(
             )
 
     downloads = []
+    upstream_port, port = ports["direct"], ports["ocore"]
     raw = await download(upstream_port, get(DOWNLOAD_PATH, upstream_port), None, pid)
     for label, rate in (("fast reader", None), (f"{args.slow_mbps:g} MB/s reader",
                                                 args.slow_mbps * 1024 * 1024)):  # fmt: skip
@@ -463,20 +511,24 @@ async def measure(
         downloads.append((label, result))
         print(f"download ({label}): {json.dumps(result)}", flush=True)
 
-    d, p = summary(runs["direct"]), summary(runs["proxied"])
-    ratio = p["rps"] / d["rps"]
+    s = {name: summary(runs[name]) for name in targets}
+    ratio = s["gateway"]["rps"] / s["direct"]["rps"]
     print(
-        f"\n100 KB asset, {args.requests} requests x {args.repeat} rounds, "
+        f"\n100 KB asset, {args.requests} requests (ocore alone: {counts['ocore']}) x "
+        f"{args.repeat} rounds, "
         f"{args.concurrency} keep-alive connections (medians of the rounds' req/s, "
         f"percentiles over all requests):\n"
     )
-    print(f"{'':<10} {'req/s':>8} {'MB/s':>7} {'p50 ms':>8} {'p99 ms':>8}")
-    for name, s in (("direct", d), ("proxied", p)):
-        print(f"{name:<10} {s['rps']:>8.0f} {s['rps'] * ASSET_SIZE / 2**20:>7.1f} "
-              f"{s['p50']:>8.2f} {s['p99']:>8.2f}")  # fmt: skip
-    print(f"\nocore CPU per proxied request: {statistics.median(cpu) * 1000:.2f} ms")
+    print(f"{'':<22} {'req/s':>8} {'MB/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'ocore CPU/req':>14}")
+    labels = {"direct": "direct (no ocore)", "ocore": "ocore alone",
+              "gateway": "nginx share gateway"}  # fmt: skip
+    for name, row in s.items():
+        used = f"{statistics.median(cpu[name]) * 1e6:.0f} us" if name in cpu else ""
+        print(f"{labels[name]:<22} {row['rps']:>8.0f} {row['rps'] * ASSET_SIZE / 2**20:>7.1f} "
+              f"{row['p50']:>8.2f} {row['p99']:>8.2f} {used:>14}")  # fmt: skip
     goal = "meets" if ratio >= GOAL_RATIO else "MISSES"
-    print(f"proxied/direct throughput: {ratio:.1%}: {goal} the {GOAL_RATIO:.0%} goal")
+    print(f"\ngateway/direct throughput: {ratio:.1%}: {goal} the {GOAL_RATIO:.0%} goal")
+    print(f"ocore alone/direct throughput: {s['ocore']['rps'] / s['direct']['rps']:.1%}")
 
     mb = download_bytes / 2**20
     print(f"\n{mb:.0f} MB download, ocore RSS in MB (sampled every 20 ms):\n")
@@ -496,7 +548,10 @@ async def measure(
     print(f"memory flat (peak growth under 32 MB, body complete): {'yes' if flat else 'NO'}")
     via = " over SSH" if args.via_ssh else ""
     figure = f"share proxy{via}: 100 KB asset, {args.concurrency} connections"
-    report(figure, p["rps"], d["rps"], "req/s", "reference: direct; goal ≥ 60%")
+    report(f"{figure}, nginx gateway", s["gateway"]["rps"], s["direct"]["rps"], "req/s",
+           "reference: direct; goal ≥ 60%")  # fmt: skip
+    report(f"{figure}, ocore alone", s["ocore"]["rps"], s["direct"]["rps"], "req/s",
+           "reference: direct")  # fmt: skip
     for label, r in downloads:
         growth = (r["peak"] - r["before"]) / 1024  # RSS is sampled in KB
         report(f"share proxy{via}: {mb:.0f} MB download, {label}, RSS growth", growth, None, "MB")
@@ -505,7 +560,7 @@ async def measure(
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--download-mb", type=int, default=200)

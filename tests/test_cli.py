@@ -14,13 +14,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fixtures.nginx import running_nginx
+
 OCORE = [sys.executable, "-m", "ocore.cli"]
 JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
 
 
-def run_ocore(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_ocore(
+    data_dir: Path, *args: str, check: bool = True, settings: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OCORE_")}
-    env.update({"OCORE_DATA_DIR": str(data_dir), "COLUMNS": "200"})
+    env.update({"OCORE_DATA_DIR": str(data_dir), "COLUMNS": "200", **(settings or {})})
     result = subprocess.run(
         [*OCORE, *args], env=env, capture_output=True, text=True, timeout=60, check=False
     )
@@ -131,3 +135,42 @@ def test_bad_duration_is_a_clear_error(tmp_path: Path) -> None:
     result = run_ocore(tmp_path, "token", "create", "--ttl", "forever", check=False)
     assert result.returncode == 2
     assert "30m, 12h, 90d" in result.stderr
+
+
+def test_share_gateway_config_for_nginx(tmp_path: Path) -> None:
+    missing = run_ocore(tmp_path, "share-gateway", "nginx-config", check=False)
+    assert missing.returncode == 1
+    assert "OCORE_SHARE_GATEWAY_TOKEN" in missing.stderr
+
+    token = "t" * 43
+    settings = {"OCORE_SHARE_GATEWAY_TOKEN": token, "OCORE_PUBLIC_URL": "https://ocore.example"}
+    refused = run_ocore(
+        tmp_path,
+        "share-gateway",
+        "nginx-config",
+        "--listen",
+        "80; x",
+        settings=settings,
+        check=False,
+    )
+    assert refused.returncode == 1
+    assert "Unusable listen" in refused.stderr
+
+    with running_nginx(lua=True) as nginx:
+        output = nginx.sites / "ocore.conf"
+        run_ocore(
+            tmp_path,
+            "share-gateway",
+            "nginx-config",
+            "--listen",
+            f"127.0.0.1:{free_port()}",
+            "--output",
+            str(output),
+            settings=settings,
+        )
+        assert output.stat().st_mode & 0o777 == 0o600
+        text = output.read_text()
+        assert "server_name ocore.example;" in text
+        assert f'"{token}"' in text
+        assert not re.search(r"@[A-Z_]+@", text), "a placeholder was left unfilled"
+        nginx.check_config()

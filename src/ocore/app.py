@@ -33,6 +33,7 @@ from ocore.neutralization.router import router as neutralization_router
 from ocore.projects.router import router as projects_router
 from ocore.servers.router import router as servers_router
 from ocore.settings import Settings, get_settings
+from ocore.shares.gateway import router as share_gateway_router
 from ocore.shares.public import router as shares_public_router
 from ocore.shares.router import router as shares_router
 from ocore.webhooks.router import router as webhooks_router
@@ -81,6 +82,7 @@ def create_app(
     # First: routes are matched in order, and a shared page's asset requests are
     # the app's most frequent (a third of their routing cost was the routes before).
     api.include_router(shares_public_router)
+    api.include_router(share_gateway_router)
     api.include_router(health_router)
     api.include_router(jobs_router)
     api.include_router(instances_router)

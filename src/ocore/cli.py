@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 import uvicorn
@@ -25,14 +28,17 @@ from ocore.core.uow import commit
 from ocore.orgs import service as orgs
 from ocore.orgs.models import ApiToken, Organization
 from ocore.settings import Settings, get_settings
+from ocore.shares import gateway_nginx
 
 app = typer.Typer(
     help="ocore: a self-hostable control plane for Odoo hosting.", no_args_is_help=True
 )
 admin_app = typer.Typer(help="Organizations and users.", no_args_is_help=True)
 token_app = typer.Typer(help="API tokens (JWT) for people and CI.", no_args_is_help=True)
+gateway_app = typer.Typer(help="nginx in front of ocore, serving shares' static files.")
 app.add_typer(admin_app, name="admin")
 app.add_typer(token_app, name="token")
+app.add_typer(gateway_app, name="share-gateway", no_args_is_help=True)
 register_client(app)
 
 console = Console()
@@ -232,6 +238,48 @@ def token_list() -> None:
         revoked = f"{row.revoked_at:%Y-%m-%d %H:%M}" if row.revoked_at else ""
         table.add_row(str(row.id), row.name, row.role, f"{row.expires_at:%Y-%m-%d %H:%M}", revoked)
     console.print(table)
+
+
+@gateway_app.command("nginx-config")
+def gateway_nginx_config(
+    listen: Annotated[str, typer.Option(help="nginx listen: a port or address:port.")] = "80",
+    server_name: Annotated[
+        str | None, typer.Option(help="Host name [default: OCORE_PUBLIC_URL's host].")
+    ] = None,
+    api: Annotated[str, typer.Option(help="Where ocore serves: host:port.")] = "127.0.0.1:8000",
+    output: Annotated[
+        Path | None, typer.Option(help="Write here (mode 0600) instead of printing.")
+    ] = None,
+) -> None:
+    """The nginx include file that puts the share gateway in front of ocore."""
+    settings = get_settings()
+    if settings.share_gateway_token is None:
+        err.print(
+            "[red]error:[/red] set OCORE_SHARE_GATEWAY_TOKEN first (for every ocore process), "
+            "e.g. to the output of: python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+        )
+        raise typer.Exit(1)
+    try:
+        text = gateway_nginx.render(
+            gateway_nginx.GatewayConfig(
+                listen=listen,
+                server_name=server_name or urlsplit(settings.public_url).hostname or "_",
+                api=api,
+                token=settings.share_gateway_token.get_secret_value(),
+                max_body_bytes=settings.max_body_bytes,
+            )
+        )
+    except ValueError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    if output is None:
+        typer.echo(text, nl=False)
+        return
+    fd = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.chmod(output, 0o600)
+    console.print(f"Wrote {output}; check it with `nginx -t`, then reload nginx.")
 
 
 if __name__ == "__main__":

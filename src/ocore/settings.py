@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     log_json: bool = True
     # Bounds every request body: webhooks of big pushes and uploads through share links fit.
     max_body_bytes: int = 16 * 1024 * 1024
+    # The nginx share gateway (docs/share-gateway.md) asks ocore whether a share cookie
+    # may fetch static assets, with this token; unset, that endpoint does not exist.
+    share_gateway_token: SecretStr | None = None
+    # How long nginx may reuse one such answer: a revoked link's static files
+    # (never its pages or data) stay reachable about this long (shares/gateway.py).
+    share_gateway_cache_seconds: int = Field(default=1, ge=0, le=60)
 
     # Prometheus metrics at /metrics, per process: scrape every API replica and worker.
     metrics_enabled: bool = True

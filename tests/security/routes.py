@@ -465,6 +465,8 @@ PUBLIC: dict[str, tuple[PublicCall, ...]] = {
         PublicCall(c.status, c.why, c.params, body=lambda w: {"password": "not-the-password"})
         for c in _SHARE_404
     ),
+    # nginx's share gateway asks with its own token (unset in the test settings: no endpoint).
+    "GET /api/share-gateway/auth": (PublicCall(404, "no gateway token configured"),),
     "GET /api/s-proxy/{path}": (_PROXY_404,),
     "DELETE /api/s-proxy/{path}": (_PROXY_404,),
     "HEAD /api/s-proxy/{path}": (_PROXY_404,),

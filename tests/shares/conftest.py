@@ -154,6 +154,30 @@ def _routes(domain: str) -> dict[str, tuple[int, list[tuple[str, str]], bytes]]:
         "/redirect-schemeless": (302, [("Location", "//evil.example/steal")], b""),
         "/redirect-backslash": (302, [("Location", "/\\evil.example")], b""),
         "/big": (200, [("Content-Type", "application/octet-stream")], b"x" * 5000),
+        # What Odoo's static files look like, and what a hostile one could add.
+        "/web/static/lib/app.js": (
+            200,
+            [
+                ("Content-Type", "application/javascript"),
+                ("Cache-Control", "public, max-age=604800"),
+                ("ETag", '"v1"'),
+                ("Set-Cookie", "session_id=abc123; Path=/"),
+                ("Access-Control-Allow-Origin", "*"),
+                ("Strict-Transport-Security", "max-age=63072000"),
+                ("Referrer-Policy", "unsafe-url"),
+            ],
+            b"console.log('static')",
+        ),
+        "/web/static/src/theme.css": (
+            200,
+            [("Content-Type", "text/css")],
+            b"body{background:url(/web/static/bg.png)}",
+        ),
+        "/web/assets/old/web.assets.min.js": (
+            302,
+            [("Location", "/web/assets/new/web.assets.min.js")],
+            b"",
+        ),
     }
 
 

@@ -77,7 +77,7 @@ _REQUEST_DROP = HOP_BY_HOP | {
     "x-request-id",
 }
 # Response headers that would act on ocore's whole origin, or that are rewritten.
-_RESPONSE_DROP = HOP_BY_HOP | {
+RESPONSE_DROP = HOP_BY_HOP | {
     "content-length",
     "set-cookie",
     "location",
@@ -209,7 +209,7 @@ def _response_headers(
     for key, value in upstream.headers.multi_items():
         name = key.lower()
         if (
-            name in _RESPONSE_DROP
+            name in RESPONSE_DROP
             or name in listed
             or name.startswith("proxy-")
             or name.startswith("access-control-")

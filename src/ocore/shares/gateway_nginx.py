@@ -1,0 +1,280 @@
+"""The nginx configuration of the share gateway (see ``gateway``), as one include file.
+
+It goes in nginx's ``http {}`` context (Debian: ``/etc/nginx/conf.d/``) and
+holds one ``server`` that fronts ocore for everything, with the static-file
+shortcut for share links. It needs OpenResty's Lua module (Debian:
+``libnginx-mod-http-lua``): a variable upstream port with kept-alive
+connections, and a per-worker memory of ocore's answers, are what plain nginx
+lacks (``auth_request`` plus ``proxy_cache`` measured at half the throughput,
+bench/share_proxy.py). It carries the gateway token: keep it readable by root
+only. TLS is the administrator's: add the ``listen … ssl`` and certificate
+lines to the server block it writes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ocore.shares import gateway, proxy
+from ocore.shares.session import COOKIE_NAME
+
+_LISTEN = re.compile(r"(?:[0-9.]+:|\[[0-9a-fA-F:]+\]:)?[0-9]{1,5}")
+_SERVER_NAME = re.compile(r"[A-Za-z0-9*_.-]{1,253}")
+_UPSTREAM = re.compile(r"[A-Za-z0-9.-]{1,253}:[0-9]{1,5}|unix:/[A-Za-z0-9_./-]+")
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{32,256}")
+
+# nginx drops hop-by-hop headers itself; these are the rest of what ocore's own
+# proxy drops, plus the CORS family it skips by prefix.
+_HIDDEN_RESPONSE_HEADERS = sorted(
+    (proxy.RESPONSE_DROP - proxy.HOP_BY_HOP - {"content-length", "location"})
+    | {"trailer", "proxy-authenticate", "proxy-authentication-info"}
+    | {
+        f"access-control-{name}"
+        for name in (
+            "allow-origin",
+            "allow-credentials",
+            "allow-methods",
+            "allow-headers",
+            "allow-private-network",
+            "expose-headers",
+            "max-age",
+        )
+    }
+)
+# The request line of a static file nginx may serve (``ocore_static``: its Odoo path
+# and query): unreserved characters only, so nothing is left for nginx to decode.
+_STATIC_REQUEST = (
+    r"~^(?:GET|HEAD) /api/s-proxy(?<ocore_static>"
+    r"/(?:web/assets|[a-z0-9_]+/static)/"
+    r"(?![^?]*\.\.)"  # no ".." anywhere in the path
+    r"[A-Za-z0-9._~-]+(?:/[A-Za-z0-9._~-]+)*"
+    r"(?<![.][cC][sS][sS])"  # not a stylesheet
+    r"(?:\?[A-Za-z0-9._~=&-]*)?"
+    r")$"
+)
+# What a browser's request for a static file may tell Odoo; nothing else is sent.
+_FORWARDED_REQUEST_HEADERS = (
+    "Accept",
+    "Accept-Encoding",
+    "Accept-Language",
+    "User-Agent",
+    "If-None-Match",
+    "If-Modified-Since",
+    "Range",
+    "If-Range",
+)
+
+_TEMPLATE = r"""# ocore share gateway, written by `ocore share-gateway nginx-config`.
+# Include it in nginx's http {} block. It holds the gateway token: root-readable only.
+
+upstream ocore_api {
+    server @API@;
+    keepalive 32;
+}
+
+# A share's Odoo on this machine, at the port ocore named; connections are kept.
+upstream ocore_share_odoo {
+    server 127.0.0.1:1;
+    balancer_by_lua_block {
+        local balancer = require "ngx.balancer"
+        local ok, err = balancer.set_current_peer("127.0.0.1", ngx.ctx.ocore_share_port)
+        if not ok then
+            ngx.log(ngx.ERR, "ocore share gateway: ", err)
+            return ngx.exit(502)
+        end
+    }
+    keepalive 32;
+}
+
+# The Odoo path of a share's static file, or "" for any other request. Raw
+# request line only: no percent escapes, no "..", no stylesheets (ocore
+# rewrites their URLs), GET and HEAD only.
+map "$request_method $request_uri" $ocore_share_static {
+    default "";
+    "@STATIC_REQUEST@" $ocore_static;
+}
+
+# Shared caches must not hand one visitor's answers to another.
+map $upstream_http_cache_control $ocore_share_cache_control {
+    "" "private";
+    "~*^(?<ocore_cc_head>.*)public(?<ocore_cc_tail>.*)$" "${ocore_cc_head}private${ocore_cc_tail}";
+    default $upstream_http_cache_control;
+}
+
+map $http_upgrade $ocore_connection {
+    default upgrade;
+    "" "";
+}
+
+server {
+    listen @LISTEN@;
+    server_name @SERVER_NAME@;
+    client_max_body_size @MAX_BODY@;
+
+    proxy_http_version 1.1;
+    # With its port: ocore compares it with the Origin of state-changing requests.
+    proxy_set_header Host $http_host;
+    proxy_set_header X-Forwarded-For $remote_addr;
+    proxy_set_header X-Forwarded-Proto $scheme;
+    proxy_set_header Upgrade $http_upgrade;
+    proxy_set_header Connection $ocore_connection;
+    # Live logs (SSE) and proxied downloads go out as they come.
+    proxy_buffering off;
+    proxy_read_timeout 1h;
+
+    location / {
+        proxy_pass http://ocore_api;
+    }
+
+    location @ocore {
+        proxy_pass http://ocore_api;
+    }
+
+    # Only nginx itself asks this, with the token below.
+    location @AUTH_PATH@ {
+        return 404;
+    }
+
+    location = /_ocore/share-auth {
+        internal;
+        proxy_pass http://ocore_api@AUTH_PATH@;
+        proxy_pass_request_body off;
+        proxy_pass_request_headers off;
+        proxy_set_header Host $host;
+        proxy_set_header Connection "";
+        proxy_set_header Cookie "@COOKIE@=$cookie_@COOKIE@";
+        proxy_set_header @TOKEN_HEADER@ "@TOKEN@";
+        proxy_connect_timeout 2s;
+        proxy_read_timeout 5s;
+    }
+
+    location /api/s-proxy/ {
+        error_page 418 = @ocore;
+        if ($ocore_share_static = "") {
+            return 418;
+        }
+        set $ocore_share_host "";
+        access_by_lua_block {
+            local cookie = ngx.var.cookie_@COOKIE@
+            if not cookie then
+                return ngx.exit(418)
+            end
+            -- Per worker (a Lua VM each): a table lookup, no shared-memory lock.
+            local cache = package.loaded.ocore_share_auth
+            if not cache then
+                cache = require("resty.lrucache").new(10000)
+                package.loaded.ocore_share_auth = cache
+                package.loaded.ocore_share_asking = {}
+            end
+            local asking = package.loaded.ocore_share_asking
+            local target, stale = cache:get(cookie)
+            if not target and stale and asking[cookie] then
+                -- Another request is asking ocore again right now (bounded by the
+                -- auth location's timeouts): not every request waits for that answer.
+                target = stale
+            end
+            if not target then
+                asking[cookie] = true
+                local answer = ngx.location.capture("/_ocore/share-auth")
+                asking[cookie] = nil
+                if answer.status ~= 200 then
+                    return ngx.exit(418)
+                end
+                -- A subrequest's header table is keyed by the names as sent (lower case).
+                local upstream = answer.header["@UPSTREAM_HEADER@"] or ""
+                local port = upstream:match("^127%.0%.0%.1:(%d+)$")
+                local host = answer.header["@HOST_HEADER@"]
+                if not port or not host then
+                    return ngx.exit(418)
+                end
+                target = { port = tonumber(port), host = host }
+                local ttl = tonumber(answer.header["@CACHE_HEADER@"]) or 0
+                if ttl > 0 then
+                    cache:set(cookie, target, ttl)
+                end
+            end
+            ngx.ctx.ocore_share_port = target.port
+            ngx.var.ocore_share_host = target.host
+        }
+        # A redirect, an error of Odoo's or of reaching it: ocore does the
+        # whole request again with all of its checks.
+        proxy_intercept_errors on;
+        error_page 301 302 303 307 308 401 403 500 502 503 504 = @ocore;
+
+        proxy_pass http://ocore_share_odoo$ocore_share_static;
+        proxy_pass_request_headers off;
+        proxy_set_header Host $ocore_share_host;
+        proxy_set_header X-Forwarded-Host $ocore_share_host;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Forwarded-For $remote_addr;
+        proxy_set_header Connection "";
+@FORWARDED@
+        # Odoo's bundles are hundreds of KB: few, large buffers (measured).
+        proxy_buffering on;
+        proxy_buffer_size 128k;
+        proxy_buffers 4 128k;
+        proxy_busy_buffers_size 256k;
+        proxy_connect_timeout 10s;
+        proxy_read_timeout 180s;
+        # A shared page pulls dozens of these; ocore logs the page and each link's use.
+        access_log off;
+@HIDDEN@
+        proxy_hide_header Cache-Control;
+        add_header Cache-Control $ocore_share_cache_control always;
+        add_header Referrer-Policy same-origin always;
+        add_header X-Robots-Tag "noindex, nofollow" always;
+    }
+}
+"""
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    listen: str
+    server_name: str
+    api: str
+    token: str
+    max_body_bytes: int
+
+
+def render(config: GatewayConfig) -> str:
+    """The include file; every value is checked, so none can add a directive."""
+    checks = (
+        (_LISTEN, config.listen, "listen: a port or address:port"),
+        (_SERVER_NAME, config.server_name, "server name: a host name"),
+        (_UPSTREAM, config.api, "API: host:port or unix:/path"),
+        (_TOKEN, config.token, "gateway token: 32 or more URL-safe characters"),
+    )
+    for pattern, value, what in checks:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"Unusable {what}: {value!r}")
+    forwarded = "\n".join(
+        f"        proxy_set_header {name} $http_{name.lower().replace('-', '_')};"
+        for name in _FORWARDED_REQUEST_HEADERS
+    )
+    hidden = "\n".join(f"        proxy_hide_header {name};" for name in _HIDDEN_RESPONSE_HEADERS)
+    values = {
+        "@STATIC_REQUEST@": _STATIC_REQUEST,
+        "@API@": config.api,
+        "@LISTEN@": config.listen,
+        "@SERVER_NAME@": config.server_name,
+        "@MAX_BODY@": str(config.max_body_bytes),
+        "@AUTH_PATH@": gateway.AUTH_PATH,
+        "@COOKIE@": COOKIE_NAME,
+        "@TOKEN_HEADER@": gateway.TOKEN_HEADER,
+        "@TOKEN@": config.token,
+        "@UPSTREAM_HEADER@": gateway.UPSTREAM_HEADER.lower(),
+        "@HOST_HEADER@": gateway.HOST_HEADER.lower(),
+        "@CACHE_HEADER@": gateway.CACHE_HEADER.lower(),
+        "@FORWARDED@": forwarded,
+        "@HIDDEN@": hidden,
+    }
+    text = _TEMPLATE
+    for placeholder, value in values.items():
+        text = text.replace(placeholder, value)
+    return text
+
+
+def _variable(header: str) -> str:
+    return header.lower().replace("-", "_")
