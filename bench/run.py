@@ -46,7 +46,7 @@ class Bench:
     script: str
     args: tuple[str, ...]
     quick: tuple[str, ...]
-    needs: tuple[str, ...] = ()  # programs, besides PostgreSQL and Python
+    needs: tuple[str, ...] = ()  # programs and files, besides PostgreSQL and Python
 
 
 BENCHMARKS = (
@@ -64,8 +64,9 @@ BENCHMARKS = (
     Bench("neutralize.py", ("--repeat", "3"),
           ("--repeat", "1", "--crons", "100", "--providers", "10", "--carriers", "10"),
           ("/usr/sbin/sshd",)),
-    Bench("share_proxy.py", ("--requests", "500", "--repeat", "2", "--download-mb", "50"),
-          ("--requests", "50", "--repeat", "1", "--download-mb", "5")),
+    Bench("share_proxy.py", ("--requests", "20000", "--repeat", "3", "--download-mb", "50"),
+          ("--requests", "1000", "--repeat", "1", "--download-mb", "5"),
+          ("/usr/sbin/nginx", "/usr/lib/nginx/modules/ngx_http_lua_module.so")),
     Bench("load.py", ("--duration", "60", "--clients", "200"),
           ("--duration", "5", "--warmup", "2", "--clients", "20", "--rows", "100,1000",
            "--list-rounds", "5"), ("redis-server",)),
@@ -74,7 +75,7 @@ BENCHMARKS = (
 
 
 def missing(bench: Bench) -> list[str]:
-    return [p for p in bench.needs if not (shutil.which(p) or os.access(p, os.X_OK))]
+    return [p for p in bench.needs if not (shutil.which(p) or os.path.exists(p))]
 
 
 async def postgres_version() -> str | None:

@@ -279,7 +279,10 @@ def gateway_nginx_config(
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     os.chmod(output, 0o600)
-    console.print(f"Wrote {output}; check it with `nginx -t`, then reload nginx.")
+    console.print(
+        f"Wrote {output}. nginx.conf's top level needs `pcre_jit on;` and the Lua module "
+        "(libnginx-mod-http-lua); then `nginx -t` and reload nginx."
+    )
 
 
 if __name__ == "__main__":

@@ -5,10 +5,10 @@ holds one ``server`` that fronts ocore for everything, with the static-file
 shortcut for share links. It needs OpenResty's Lua module (Debian:
 ``libnginx-mod-http-lua``): a variable upstream port with kept-alive
 connections, and a per-worker memory of ocore's answers, are what plain nginx
-lacks (``auth_request`` plus ``proxy_cache`` measured at half the throughput,
-bench/share_proxy.py). It carries the gateway token: keep it readable by root
-only. TLS is the administrator's: add the ``listen … ssl`` and certificate
-lines to the server block it writes.
+lacks (``auth_request`` plus ``proxy_cache`` measured at under half the
+throughput, bench/README.md). It carries the gateway token: keep it readable
+by root only. TLS is the administrator's: add the ``listen … ssl`` and
+certificate lines to the server block it writes.
 """
 
 from __future__ import annotations
@@ -67,6 +67,8 @@ _FORWARDED_REQUEST_HEADERS = (
 
 _TEMPLATE = r"""# ocore share gateway, written by `ocore share-gateway nginx-config`.
 # Include it in nginx's http {} block. It holds the gateway token: root-readable only.
+# nginx.conf's top level needs the Lua module (libnginx-mod-http-lua loads it) and
+# `pcre_jit on;` (the maps below run on every request): docs/share-gateway.md.
 
 upstream ocore_api {
     server @API@;
