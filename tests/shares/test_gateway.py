@@ -185,6 +185,12 @@ async def test_static_files_are_served_by_nginx_once_ocore_allowed_the_cookie(
     seen = upstream.seen[seen_before:]
     assert len(seen) == len(responses)
     assert {s.path for s in seen} == {"/web/static/lib/app.js"}
+
+    head = await visitor.http.head(STATIC)
+    assert head.status_code == 200
+    assert head.content == b""
+    assert upstream.last().method == "HEAD"
+    assert served_by_ocore() == proxied_before
     last = seen[-1]
     assert last.header("Host") == [visitor.env.domain]
     assert last.header("X-Forwarded-Host") == [visitor.env.domain]

@@ -16,7 +16,7 @@ them itself:
   200 for ``share_gateway_cache_seconds`` per cookie (signed, bound to one
   link); when it runs out, one request asks again while the others of that
   worker go on with the old answer, for as long as the asking takes (at most
-  the 5 s nginx waits). So a revoked link's static files stay reachable that
+  the 7 s nginx waits). So a revoked link's static files stay reachable that
   long at most: Odoo serves the same files to anyone who reaches it, and the
   link's pages and data always go through ocore's per-request checks;
 - it sends Odoo an allowlist of request headers (no cookie, no credentials);

@@ -171,16 +171,18 @@ server {
             end
             local asking = package.loaded.ocore_share_asking
             local target, stale = cache:get(cookie)
-            if not target and stale and asking[cookie] then
-                -- Another request is asking ocore again right now (bounded by the
-                -- auth location's timeouts): not every request waits for that answer.
+            local since = asking[cookie]
+            if not target and stale and since and ngx.now() - since < 7 then
+                -- Another request is asking ocore again right now (its timeouts
+                -- bound that): not every request waits for the same answer.
                 target = stale
             end
             if not target then
-                asking[cookie] = true
+                asking[cookie] = ngx.now()
                 local answer = ngx.location.capture("/_ocore/share-auth")
                 asking[cookie] = nil
                 if answer.status ~= 200 then
+                    cache:delete(cookie)
                     return ngx.exit(418)
                 end
                 -- A subrequest's header table is keyed by the names as sent (lower case).
