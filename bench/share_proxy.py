@@ -38,8 +38,9 @@ Throughput: GETs of the asset with ``--concurrency`` connections, directly
 through the gateway (``GET /api/s-proxy/web/assets/bench.min.js`` with the
 cookie): ``--requests`` each, ocore alone a twentieth of that (it serves a
 few hundred a second), in ``--repeat`` rounds whose order rotates, after a
-warm-up of each; requests/s, p50/p99 latency, ocore's CPU per request, and
-gateway/direct (goal: at least 60 %).
+warm-up of each, and each timed run right after a tenth as many untimed
+requests on the same path; requests/s, p50/p99 latency, ocore's CPU per
+request, and gateway/direct (goal: at least 60 %).
 
 Memory: the download is streamed through the proxy twice, once read as fast
 as possible and once read at ``--slow-mbps`` (the upstream is faster than the
@@ -486,6 +487,9 @@ async def measure(
         # Rotated, so no path always runs first or last.
         names = list(targets)
         for name in names[n % 3 :] + names[: n % 3]:
+            # What the previous path left behind (its connections closing, its
+            # process settling) must not fall into this one's timed requests.
+            await load(*targets[name], counts[name] // 10, args.concurrency)
             used = cpu_seconds(pid)
             run = await load(*targets[name], counts[name], args.concurrency)
             if name in cpu:
