@@ -2,7 +2,9 @@
 
 Everything here reads the database on every call on purpose: a link that was
 deactivated, deleted or has expired must stop working on the next request,
-on every replica, without any cache to wait for.
+on every replica, without any cache to wait for. The one exception is the
+nginx share gateway (``gateway``): it may reuse a yes for a link's static
+files for about a second.
 """
 
 from __future__ import annotations

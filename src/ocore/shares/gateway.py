@@ -51,7 +51,7 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/share-gateway/auth")
 async def authorize_static_files(request: Request) -> Response:
-    """nginx's ``auth_request``: may this share cookie fetch its Odoo's static files?"""
+    """nginx's question (a Lua subrequest): may this share cookie fetch its Odoo's static files?"""
     settings: Settings = request.app.state.settings
     expected = settings.share_gateway_token
     offered = request.headers.get(TOKEN_HEADER, "")
