@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 
 from ocore.app import create_app
 from ocore.core.db import Database
@@ -31,6 +30,7 @@ from tests.deployments.conftest import (  # noqa: F401 - fixtures
     repo,
     sshd,
 )
+from tests.fixtures.http_server import serving
 
 OCORE = [sys.executable, "-m", "ocore.cli"]
 
@@ -58,16 +58,8 @@ async def live(settings: Settings, database: Database) -> AsyncIterator[str]:
         )
     )
     app.state.database = database
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
-        await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with serving(app) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @dataclass

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -12,24 +10,18 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from ocore.app import create_app
 from ocore.core.db import Database
 from ocore.settings import Settings
 from tests.conftest import Tenant, wait_for_job
 from tests.fixtures.gitrepo import GitRepo
+from tests.fixtures.http_server import serving
 from tests.fixtures.nginx import Nginx, running_nginx
 from tests.fixtures.odoo_runtime import install_odoo, kill_leftovers
 from tests.fixtures.sshd import Sshd, running_sshd
 
 DB = {"dbHost": "127.0.0.1", "dbPort": 5432, "dbUser": "ocore_test", "dbPassword": "ocore_test"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -39,16 +31,8 @@ async def live(settings: Settings, database: Database) -> AsyncIterator[str]:
         settings.model_copy(update={"redis_url": None, "reconcile_interval_seconds": 1})
     )
     app.state.database = database
-    port = _free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
-        await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with serving(app) as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

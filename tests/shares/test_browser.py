@@ -9,10 +9,8 @@ form. What reached Odoo is read from the stand-in's own request log.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import re
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -20,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from playwright.async_api import Browser, Page, Response, async_playwright
 from sqlalchemy import update
 
 from ocore.core.db import utcnow
 from ocore.shares.models import ShareLink
 from tests.conftest import Tenant
+from tests.fixtures.http_server import serving
 from tests.shares.conftest import create_link
 from tests.shares.test_public_odoo import provision
 
@@ -38,20 +36,8 @@ STYLESHEET = "/api/s-proxy/web/assets/1/0a1b2c3/web.assets_frontend.min.css"
 @pytest.fixture
 async def served(embedded_app: Any) -> AsyncIterator[str]:
     """The embedded app (its jobs run in-process) over real HTTP on a loopback port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = uvicorn.Server(
-        uvicorn.Config(
-            embedded_app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
-        )
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
-        await asyncio.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with serving(embedded_app, lifespan="off") as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture

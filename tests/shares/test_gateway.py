@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import httpx
 import pytest
-import uvicorn
 from pydantic import SecretStr
 from sqlalchemy import update
 
@@ -29,6 +28,7 @@ from ocore.shares import gateway
 from ocore.shares.gateway_nginx import GatewayConfig, render
 from ocore.shares.models import ShareLink
 from tests.conftest import Tenant
+from tests.fixtures.http_server import serving
 from tests.fixtures.nginx import Nginx, running_nginx
 from tests.fixtures.sshd import free_port
 from tests.shares.conftest import SharedEnv, create_link
@@ -63,16 +63,8 @@ async def ocore_url(settings: Settings, database: Database) -> AsyncIterator[str
         )
     )
     app.state.database = database
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
-        await asyncio.sleep(0.05)
-    yield f"127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    async with serving(app) as port:
+        yield f"127.0.0.1:{port}"
 
 
 @dataclass

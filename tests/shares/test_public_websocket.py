@@ -9,13 +9,11 @@ handshake it receives.
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import uvicorn
 from sqlalchemy import select, update
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
@@ -27,30 +25,15 @@ from ocore.shares import websocket as share_websocket
 from ocore.shares.models import ShareLink
 from tests.conftest import Tenant
 from tests.factories import make_instance
+from tests.fixtures.http_server import serving
 from tests.shares.conftest import create_link, environment_for
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
 async def ocore_url(app) -> AsyncIterator[str]:
-    port = free_port()
-    # proxy_headers off: this client is not a trusted proxy (uvicorn trusts
-    # loopback by default and would take its X-Forwarded-For as the client).
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, lifespan="off", log_level="warning", proxy_headers=False
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
-        await asyncio.sleep(0.02)
-    yield f"127.0.0.1:{port}"
-    server.should_exit = True
-    await task
+    # proxy_headers off: this client is not a trusted proxy.
+    async with serving(app, lifespan="off", proxy_headers=False) as port:
+        yield f"127.0.0.1:{port}"
 
 
 class OdooSocket:

@@ -4,14 +4,13 @@ and the shipped post-receive hook of a real bare repository notifying ocore on e
 from __future__ import annotations
 
 import asyncio
-import socket
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from ocore.app import create_app
 from ocore.core.db import Database
@@ -19,42 +18,27 @@ from ocore.git.webhooks import post_receive_hook
 from ocore.settings import Settings
 from tests.conftest import Tenant
 from tests.fixtures.gitrepo import git
+from tests.fixtures.http_server import serving
 from tests.webhooks.conftest import make_shop
 
 Serve = Callable[..., Awaitable[httpx.AsyncClient]]
 LIMIT = 5 * 1024 * 1024  # ocore.git.webhooks.DEFAULT_MAX_PAYLOAD
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 async def serve(settings: Settings, database: Database) -> AsyncIterator[Serve]:
     """Start ocore (jobs to Redis, no worker) with some settings changed; a client for it."""
-    stack: list[tuple[uvicorn.Server, asyncio.Task[None], httpx.AsyncClient]] = []
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def start(**overrides: Any) -> httpx.AsyncClient:
-        app = create_app(settings.model_copy(update=overrides))
-        app.state.database = database
-        port = _free_port()
-        server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-        )
-        task = asyncio.create_task(server.serve())
-        while not server.started:  # noqa: ASYNC110 - uvicorn exposes a flag, not an event
-            await asyncio.sleep(0.05)
-        client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
-        stack.append((server, task, client))
-        return client
+        async def start(**overrides: Any) -> httpx.AsyncClient:
+            app = create_app(settings.model_copy(update=overrides))
+            app.state.database = database
+            port = await stack.enter_async_context(serving(app))
+            return await stack.enter_async_context(
+                httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30)
+            )
 
-    yield start
-    for server, task, client in stack:
-        await client.aclose()
-        server.should_exit = True
-        await task
+        yield start
 
 
 async def test_webhook_bound_stops_reading_a_streamed_body(
