@@ -35,6 +35,9 @@ LAUNCH = (
 # The dash/bash builtin: /bin/kill (procps) is not on every minimal host.
 KILL = 'kill -s "$1" -- "$2"'
 POLL = 0.2
+# How often, and how far apart, an empty cmdline is read again (see cmdline_has).
+EXEC_RETRIES = 10
+EXEC_PAUSE = 0.05
 
 IsOurs = Callable[[int], Awaitable[bool]]
 
@@ -63,9 +66,31 @@ async def read_pid(host: HostConnection, pid_path: str) -> int | None:
 
 
 async def cmdline_has(host: HostConnection, pid: int, argument: str) -> bool:
-    """Alive and started with ``argument``; a zombie's cmdline is empty, so it is not."""
-    result = await host.run(["cat", "--", f"/proc/{pid}/cmdline"], check=False)
-    return result.ok and argument in result.stdout.split("\0")
+    """Alive and started with ``argument``; a zombie's cmdline is empty, so it is not.
+
+    A process in the middle of ``execve`` shows an empty cmdline too, for a
+    moment: right after ``launch`` that would read as "exited at once". So an
+    empty cmdline of a process that is not a zombie is read again, briefly.
+    """
+    for _ in range(EXEC_RETRIES):
+        result = await host.run(["cat", "--", f"/proc/{pid}/cmdline"], check=False)
+        if not result.ok:
+            return False
+        if result.stdout:
+            return argument in result.stdout.split("\0")
+        if await _is_zombie(host, pid):
+            return False
+        await asyncio.sleep(EXEC_PAUSE)
+    return False
+
+
+async def _is_zombie(host: HostConnection, pid: int) -> bool:
+    """Zombie or gone (both mean: never coming back)."""
+    result = await host.run(["cat", "--", f"/proc/{pid}/stat"], check=False)
+    # "<pid> (<comm>) <state> ...": comm may hold spaces and parentheses.
+    _, _, after_comm = result.stdout.rpartition(")")
+    state = after_comm.split()[:1]
+    return not result.ok or state in ([], ["Z"], ["X"])
 
 
 async def send_signal(host: HostConnection, signal: str, target: str) -> None:
