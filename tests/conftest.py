@@ -27,13 +27,14 @@ from ocore.models import Base
 from ocore.orgs import service as orgs
 from ocore.orgs.models import User
 from ocore.settings import Settings
+from tests.fixtures.ports import SESSION_PORT_MIN, SESSION_WINDOW
 
 ADMIN_DATABASE_URL = os.environ.get(
     "OCORE_TEST_DATABASE_URL",
     "postgresql+asyncpg://ocore_test:ocore_test@127.0.0.1:5432/postgres",
 )
 REDIS_URL = os.environ.get("OCORE_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-INSTANCE_PORT_MIN = 21000 + 1000 * (uuid.uuid4().int % 38)
+INSTANCE_PORT_MIN = SESSION_PORT_MIN
 
 
 def asyncpg_dsn(url: str) -> str:
@@ -82,7 +83,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         queue_name=f"ocore:test:{uuid.uuid4().hex[:8]}",
         # A port window of this session's own: other test runs on the machine keep theirs.
         instance_port_min=INSTANCE_PORT_MIN,
-        instance_port_max=INSTANCE_PORT_MIN + 999,
+        instance_port_max=INSTANCE_PORT_MIN + SESSION_WINDOW - 1,
     )
 
 

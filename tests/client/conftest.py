@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import pty
-import random
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -31,6 +30,7 @@ from tests.deployments.conftest import (  # noqa: F401 - fixtures
     sshd,
 )
 from tests.fixtures.http_server import serving
+from tests.fixtures.ports import free_port_window
 
 OCORE = [sys.executable, "-m", "ocore.cli"]
 
@@ -46,7 +46,7 @@ async def live(settings: Settings, database: Database) -> AsyncIterator[str]:
     """ocore over real HTTP on a loopback port, jobs in-process (the deployments
     pattern), with instance ports of their own: other test sessions on this machine
     allocate from the default range and would collide with ours."""
-    base = random.randrange(30000, 60000, 200)
+    base = free_port_window(200)
     app = create_app(
         settings.model_copy(
             update={

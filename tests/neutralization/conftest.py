@@ -8,8 +8,6 @@ its tests leave the Odoo databases as they found them.
 
 from __future__ import annotations
 
-import random
-import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -40,6 +38,7 @@ from tests.fixtures.odoo_runtime import (
     install_odoo,
     kill_leftovers,
 )
+from tests.fixtures.ports import free_port_window
 from tests.fixtures.sshd import Sshd, running_sshd
 
 PORT_BLOCK = 16  # four instances of four ports
@@ -222,29 +221,6 @@ class World:
         return list(body["items"])
 
 
-def free_port_range(count: int) -> int:
-    """The first of ``count`` free loopback ports in a row.
-
-    Other test runs on this machine provision instances too, from the default
-    port range; a range of our own keeps their Odoo processes out of ours.
-    """
-    for _ in range(200):
-        low = random.randrange(30000, 60000, 4)
-        sockets: list[socket.socket] = []
-        try:
-            for port in range(low, low + count):
-                sock = socket.socket()
-                sockets.append(sock)
-                sock.bind(("127.0.0.1", port))
-            return low
-        except OSError:
-            continue
-        finally:
-            for sock in sockets:
-                sock.close()
-    raise RuntimeError(f"no {count} free ports in a row")
-
-
 async def new_tenant(database: Database, settings: Settings, name: str) -> Tenant:
     """Like the suite's ``make_tenant``, for module-scoped fixtures."""
     async with database.sessionmaker() as s:
@@ -276,7 +252,7 @@ async def world(
     settings: Settings, database: Database, sshd: Sshd, nginx: Nginx, base_dir: Path
 ) -> AsyncIterator[World]:
     """The embedded app (jobs run in-process) with a tenant and a server on the test host."""
-    low = free_port_range(PORT_BLOCK)
+    low = free_port_window(PORT_BLOCK)
     app = create_app(
         settings.model_copy(
             update={

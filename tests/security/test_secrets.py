@@ -51,8 +51,9 @@ from tests.fixtures.odoo_runtime import (
     DB_USER,
     drop_database,
 )
+from tests.fixtures.ports import free_port_window
 from tests.fixtures.sshd import Sshd
-from tests.neutralization.conftest import free_port_range, new_tenant
+from tests.neutralization.conftest import new_tenant
 from tests.security.leaks import Recorder, Secrets, log_lines, pem_lines
 from tests.security.routes import app_routes, fill_path
 
@@ -103,7 +104,7 @@ async def test_no_secret_reaches_an_answer_a_log_or_a_job(
 ) -> None:
     # Every logger at DEBUG: a secret logged only at debug level leaks just the same.
     caplog.set_level(logging.DEBUG)
-    low = free_port_range(PORT_BLOCK)
+    low = free_port_window(PORT_BLOCK)
     run_settings = settings.model_copy(
         update={
             "redis_url": None,

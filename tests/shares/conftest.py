@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import random
-import socket
 import threading
 import time
 import uuid
@@ -31,39 +29,17 @@ from tests.conftest import Tenant
 # The provisioning tests' real host (sshd, nginx, stand-in Odoo), reused as is.
 from tests.deployments.conftest import base_dir, nginx, sshd  # noqa: F401
 from tests.factories import make_instance
+from tests.fixtures.ports import free_port_window
 from tests.instances.test_provisioning import job_of, server  # noqa: F401
 
 BASE_URL = "http://ocore.test"
 HTML = {"Accept": "text/html,application/xhtml+xml"}
 
 
-def _free_port_window(size: int = 40) -> int:
-    """A window of loopback ports nobody listens on right now.
-
-    Instances get host ports from OCORE_INSTANCE_PORT_MIN on; other test runs
-    on this machine provision from the same default range at the same time.
-    """
-    for _ in range(50):
-        low = random.randrange(30000, 60000, 4)
-        probes: list[socket.socket] = []
-        try:
-            for port in range(low, low + size):
-                probe = socket.socket()
-                probes.append(probe)
-                probe.bind(("127.0.0.1", port))
-            return low
-        except OSError:
-            continue
-        finally:
-            for probe in probes:
-                probe.close()
-    raise RuntimeError("no free port window")
-
-
 @pytest.fixture
 async def embedded_app(settings: Any, database: Any) -> AsyncIterator[Any]:
     """tests/conftest.py's embedded app, with instance ports of a window of its own."""
-    low = _free_port_window()
+    low = free_port_window(40)
     application = create_app(
         settings.model_copy(
             update={
