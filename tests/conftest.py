@@ -184,31 +184,36 @@ class Tenant:
         return self.owner.headers
 
 
+async def new_tenant(database: Database, settings: Settings, name: str) -> Tenant:
+    """An organization with its owner and an owner token; ``add_member`` adds users by role."""
+    async with database.sessionmaker() as s:
+        organization, owner = await orgs.create_organization(
+            s, name=f"{name} {uuid.uuid4().hex[:6]}", owner_email=f"owner@{name.lower()}.test"
+        )
+        issued = await orgs.issue_token(s, settings, owner, name="test")
+        await commit(s)
+    org_id = organization.id
+
+    async def add_member(role: Role) -> Member:
+        async with database.sessionmaker() as s:
+            user = await orgs.add_user(
+                s, org_id, email=f"{role.value}-{uuid.uuid4().hex[:6]}@x.test", role=role
+            )
+            member_token = await orgs.issue_token(s, settings, user)
+            await commit(s)
+        return Member(user=user, token=member_token.token, token_id=member_token.row.id)
+
+    return Tenant(
+        organization_id=org_id,
+        owner=Member(user=owner, token=issued.token, token_id=issued.row.id),
+        add_member=add_member,
+    )
+
+
 @pytest.fixture
 def make_tenant(database: Database, settings: Settings) -> Callable[[str], Awaitable[Tenant]]:
     async def make(name: str = "Acme") -> Tenant:
-        async with database.sessionmaker() as s:
-            organization, owner = await orgs.create_organization(
-                s, name=f"{name} {uuid.uuid4().hex[:6]}", owner_email=f"owner@{name.lower()}.test"
-            )
-            issued = await orgs.issue_token(s, settings, owner, name="test")
-            await commit(s)
-        org_id = organization.id
-
-        async def add_member(role: Role) -> Member:
-            async with database.sessionmaker() as s:
-                user = await orgs.add_user(
-                    s, org_id, email=f"{role.value}-{uuid.uuid4().hex[:6]}@x.test", role=role
-                )
-                member_token = await orgs.issue_token(s, settings, user)
-                await commit(s)
-            return Member(user=user, token=member_token.token, token_id=member_token.row.id)
-
-        return Tenant(
-            organization_id=org_id,
-            owner=Member(user=owner, token=issued.token, token_id=issued.row.id),
-            add_member=add_member,
-        )
+        return await new_tenant(database, settings, name)
 
     return make
 

@@ -21,13 +21,11 @@ from sqlalchemy import text, update
 
 from ocore.app import create_app
 from ocore.core.db import Database
-from ocore.core.uow import commit
 from ocore.environments.models import Environment
 from ocore.instances.models import Instance
 from ocore.models import Base
-from ocore.orgs import service as orgs
 from ocore.settings import Settings
-from tests.conftest import Member, Tenant, wait_for_job
+from tests.conftest import Tenant, new_tenant, wait_for_job
 from tests.fixtures.nginx import Nginx, running_nginx
 from tests.fixtures.odoo_runtime import (
     DB_HOST,
@@ -219,32 +217,6 @@ class World:
         body = response.json()
         assert body["total"] == len(body["items"]), "more than one page of items"
         return list(body["items"])
-
-
-async def new_tenant(database: Database, settings: Settings, name: str) -> Tenant:
-    """Like the suite's ``make_tenant``, for module-scoped fixtures."""
-    async with database.sessionmaker() as s:
-        organization, owner = await orgs.create_organization(
-            s, name=f"{name} {uuid.uuid4().hex[:6]}", owner_email=f"owner@{name.lower()}.test"
-        )
-        issued = await orgs.issue_token(s, settings, owner, name="test")
-        await commit(s)
-    org_id = organization.id
-
-    async def add_member(role: Any) -> Member:
-        async with database.sessionmaker() as s:
-            user = await orgs.add_user(
-                s, org_id, email=f"{role.value}-{uuid.uuid4().hex[:6]}@x.test", role=role
-            )
-            member_token = await orgs.issue_token(s, settings, user)
-            await commit(s)
-        return Member(user=user, token=member_token.token, token_id=member_token.row.id)
-
-    return Tenant(
-        organization_id=org_id,
-        owner=Member(user=owner, token=issued.token, token_id=issued.row.id),
-        add_member=add_member,
-    )
 
 
 @pytest.fixture(scope="module")

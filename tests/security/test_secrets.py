@@ -41,7 +41,7 @@ from ocore.deployments.build import snapshot_name
 from ocore.instances.models import Instance
 from ocore.servers.models import Server
 from ocore.settings import Settings
-from tests.conftest import wait_for_job
+from tests.conftest import new_tenant, wait_for_job
 from tests.fixtures.gitrepo import GitRepo
 from tests.fixtures.nginx import Nginx
 from tests.fixtures.odoo_runtime import (
@@ -53,7 +53,6 @@ from tests.fixtures.odoo_runtime import (
 )
 from tests.fixtures.ports import free_port_window
 from tests.fixtures.sshd import Sshd
-from tests.neutralization.conftest import new_tenant
 from tests.security.leaks import Recorder, Secrets, log_lines, pem_lines
 from tests.security.routes import app_routes, fill_path
 

@@ -278,7 +278,3 @@ def render(config: GatewayConfig) -> str:
     for placeholder, value in values.items():
         text = text.replace(placeholder, value)
     return text
-
-
-def _variable(header: str) -> str:
-    return header.lower().replace("-", "_")
