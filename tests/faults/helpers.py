@@ -1,8 +1,9 @@
-"""Helpers of the fault tests: waiting, and looking at the host's PostgreSQL directly."""
+"""Helpers of the fault tests: waiting, and looking at the host's processes and PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -10,6 +11,7 @@ import httpx
 
 from tests.conftest import Tenant
 from tests.fixtures.odoo_runtime import DB_HOST, DB_PASSWORD, DB_PORT, DB_USER
+from tests.hosts.helpers import pid_gone
 
 
 async def wait_until(check: Any, what: str, timeout: float = 60, interval: float = 0.1) -> Any:
@@ -22,6 +24,27 @@ async def wait_until(check: Any, what: str, timeout: float = 60, interval: float
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+def host_processes(*arguments: str) -> set[int]:
+    """Pids of the processes (the test host is this machine) whose arguments contain each of
+    ``arguments`` (Debian's pg_wrapper execs ``/usr/lib/postgresql/<v>/bin/pg_dump``)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if all(any(argument in arg for arg in argv) for argument in arguments):
+            found.add(int(entry.name))
+    return found
+
+
+async def gone(pids: set[int]) -> bool:
+    """None of ``pids`` is running (for ``wait_until``; a zombie counts as gone)."""
+    return all(pid_gone(pid) for pid in pids)
 
 
 async def host_databases() -> set[str]:

@@ -1,8 +1,9 @@
 """The SSH connection to the host drops while a deploy runs Odoo on it.
 
 The connection's sshd processes are killed while the module update runs: the
-step fails saying the connection was lost, the deploy recovers (over a new
-connection) and ends failed instead of hanging, and deploying again works.
+orphaned Odoo ends with them, the step fails saying the connection was lost,
+the deploy recovers (over a new connection) and ends failed instead of
+hanging, and deploying again works.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ import httpx
 from tests.conftest import Tenant
 from tests.deployments.conftest import manifest, provisioned
 from tests.deployments.test_deploy import deploy, serving
-from tests.faults.helpers import deployment_outcome, installed, installing, wait_until
+from tests.faults.helpers import (
+    deployment_outcome,
+    gone,
+    host_processes,
+    installed,
+    installing,
+    wait_until,
+)
 from tests.fixtures.gitrepo import GitRepo
 from tests.fixtures.nginx import Nginx
 from tests.fixtures.sshd import Sshd
@@ -41,7 +49,11 @@ async def test_a_dropped_connection_fails_the_step_and_deploying_again_works(
     first = await deploy(api, tenant, env, branch="main")
 
     await wait_until(lambda: installing(database), "the module install to be under way")
+    updates = host_processes(str(base_dir / "instances" / env["slug"] / "green" / "run.conf"))
+    assert updates
     assert sshd.drop_connections()
+    # Orphaned, Odoo ends too: it must not go on updating the database that recover restores.
+    await wait_until(lambda: gone(updates), "the orphaned odoo-bin to end", timeout=10)
 
     failed = await deployment_outcome(api, tenant, project, first["id"])
     assert failed["status"] == "failed"

@@ -5,9 +5,10 @@ pg_dump on a lock, the stand-in Odoo installing a slow module or starting
 slowly), kills the worker that claimed it, and then checks the whole
 installation: the job done by the other worker, no half-made database left on
 the host, nothing left in a transitional status. What the dead worker had
-started on the host goes on without it, so a retry must not trust the state
-it finds: the snapshots a deploy or a rollback restores on failure are kept
-from the first attempt, not taken again.
+started on the host dies with its SSH connection (a pg_dump, an ``odoo-bin -u``),
+but what it finished stays done, so a retry must not trust the state it finds:
+the snapshots a deploy or a rollback restores on failure are kept from the
+first attempt, not taken again.
 """
 
 from __future__ import annotations
@@ -32,7 +33,9 @@ from tests.faults.conftest import Fleet
 from tests.faults.helpers import (
     connect,
     deployment_outcome,
+    gone,
     host_databases,
+    host_processes,
     installed,
     installing,
     sessions,
@@ -124,7 +127,11 @@ async def test_clone_survives_its_worker_being_killed(
             return waiting > 0 and staging in await host_databases()
 
         await wait_until(copying, "pg_dump to wait on the lock, its staging database made")
+        dumps = host_processes("pg_dump", source_db)
+        assert dumps
         survivor = await kill_claimer(fleet, job.id)
+        # It ends with its worker's connection, though the lock it waits on is still held.
+        await wait_until(lambda: gone(dumps), "the dead worker's pg_dump to end", timeout=10)
 
         async def retried() -> bool:
             return (await fleet.job(job.id)).attempt == 2
@@ -169,9 +176,12 @@ async def test_deploy_survives_its_worker_being_killed(
     job = await fleet.job_for(str(deployment_id))
 
     await wait_until(lambda: installing(database), "the module install to be under way")
+    run_conf = str(base_dir / "instances" / env["slug"] / "green" / "run.conf")
+    updates = host_processes(run_conf)
+    assert updates
     survivor = await kill_claimer(fleet, job.id)
-    # The dead worker's Odoo is on its own now: it commits the install a moment
-    # later, before the retry gets to its snapshot step.
+    # The dead worker's Odoo ends with its connection, its install rolled back.
+    await wait_until(lambda: gone(updates), "the dead worker's odoo-bin to end", timeout=10)
 
     done = await finished_job(fleet, job.id)
     assert done.status == "succeeded", (done.error, fleet.logs())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from contextlib import aclosing
 from pathlib import Path
@@ -220,3 +221,22 @@ async def test_concurrent_commands(host: HostConnection) -> None:
         *(host.run(["sh", "-c", f"sleep 0.2; echo {i}"]) for i in range(14))
     )
     assert [r.stdout for r in results] == [f"{i}\n" for i in range(14)]
+
+
+async def test_local_command_dies_with_the_ocore_process(tmp_path: Path) -> None:
+    """kill -9 of the process that runs a LocalHost command (a worker) ends the command too."""
+    pidfile = tmp_path / "pid"
+    runner = (
+        "import asyncio, sys\n"
+        "from ocore.hosts import LocalHost\n"
+        "asyncio.run(LocalHost().run(['sh', '-c', 'echo $$ > ' + sys.argv[1] + '; exec sleep 30']))"
+    )
+    worker = await asyncio.create_subprocess_exec(sys.executable, "-c", runner, str(pidfile))
+    try:
+        assert await eventually(lambda: bool(read_pids(pidfile)), timeout=20)
+        (pid,) = read_pids(pidfile)
+        assert not pid_gone(pid)
+    finally:
+        worker.kill()
+        await worker.wait()
+    assert await eventually(lambda: pid_gone(pid))

@@ -14,7 +14,14 @@ import pytest
 from ocore.core.errors import HostAuthFailed, HostError, HostKeyMismatch, HostUnreachable
 from ocore.hosts import HostConnection, HostTarget, LocalHost, SSHPool, connect
 from tests.fixtures.sshd import Sshd, free_port
-from tests.hosts.helpers import KeyRecorder, drain, eventually, make_target, read_pids
+from tests.hosts.helpers import (
+    KeyRecorder,
+    drain,
+    eventually,
+    make_target,
+    pid_gone,
+    read_pids,
+)
 
 
 @pytest.fixture
@@ -156,6 +163,22 @@ async def test_connection_dropped_mid_command(
     with pytest.raises(HostUnreachable, match="lost while running"):
         await asyncio.wait_for(task, 10)
     assert (await host.run(["echo", "back"])).stdout == "back\n"
+
+
+async def test_command_dies_with_its_connection(
+    pool: SSHPool, sshd: Sshd, ssh_target: HostTarget, tmp_path: Path
+) -> None:
+    """A client that goes away (a worker killed mid-job) leaves nothing running on the host."""
+    host = pool.connection(ssh_target)
+    pidfile = tmp_path / "pid"
+    task = asyncio.create_task(host.run(["sh", "-c", f"echo $$ > {pidfile}; exec sleep 30"]))
+    assert await eventually(lambda: bool(read_pids(pidfile)))
+    (pid,) = read_pids(pidfile)
+    # Only the sshd processes: the command itself is left to what the host does.
+    assert sshd.drop_connections()
+    with pytest.raises(HostUnreachable):
+        await asyncio.wait_for(task, 10)
+    assert await eventually(lambda: pid_gone(pid))
 
 
 async def test_connection_dropped_mid_stream(

@@ -23,6 +23,14 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # whole group. SSH "signal" requests are no substitute: OpenSSH refuses them
 # for root logins.
 PGID_MARKER = b"ocore-pgid:"
+# A command dies with what runs it: its SSH connection (the sshd that started
+# it) or, on this machine, the ocore process. Otherwise a worker killed mid-job
+# leaves a pg_dump or an ``odoo-bin -u`` working on without it, on the very
+# database the job's retry restores or updates. util-linux's setpriv sets the
+# parent-death signal, which the command's own exec keeps and a fork clears:
+# what ``setsid -f`` detaches on purpose (an instance's Odoo) lives on. SIGTERM:
+# Odoo rolls its transaction back, pg_dump cancels its queries.
+DIE_WITH_PARENT = ("setpriv", "--pdeathsig", "TERM", "--")
 MAX_LINE = 64 * 1024
 TAIL_LINES = 60
 TAIL_CHARS = 8000
@@ -147,7 +155,11 @@ def shell_command(
     if cwd is not None:
         # A fixed status, whatever the login shell's own code for a failed cd.
         steps.append(f"cd -- {shlex.quote(cwd)} || exit 2")
-    steps.append("exec " + shlex.join(argv))
+    command = shlex.join(argv)
+    # A host without setpriv runs commands as before (nothing ties them to the connection).
+    tied = f"exec {shlex.join(DIE_WITH_PARENT)} {command}"
+    steps.append(f"command -v {DIE_WITH_PARENT[0]} >/dev/null && {tied}")
+    steps.append("exec " + command)
     return "; ".join(steps)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -173,6 +174,7 @@ async def _spawn(
 ) -> asyncio.subprocess.Process:
     try:
         return await asyncio.create_subprocess_exec(
+            *_die_with_parent(),
             *args,
             stdin=stdin,
             stdout=asyncio.subprocess.PIPE,
@@ -187,6 +189,13 @@ async def _spawn(
             raise _SpawnFailed(2, f"cd: {cwd}: {exc.strerror}") from None
         status = 127 if isinstance(exc, FileNotFoundError) else 126
         raise _SpawnFailed(status, f"{args[0]}: {exc.strerror}") from None
+
+
+@functools.cache
+def _die_with_parent() -> tuple[str, ...]:
+    """``cmd.DIE_WITH_PARENT`` where setpriv is installed. The parent is the thread
+    that forks: asyncio's, which lives as long as the process."""
+    return cmd.DIE_WITH_PARENT if shutil.which(cmd.DIE_WITH_PARENT[0]) else ()
 
 
 async def _kill(proc: asyncio.subprocess.Process) -> None:
