@@ -155,6 +155,16 @@ def test_share_gateway_config_for_nginx(tmp_path: Path) -> None:
     )
     assert refused.returncode == 1
     assert "Unusable listen" in refused.stderr
+    for option, value, message in (
+        ("--static-cache-seconds", "-1", "Unusable static cache time"),
+        ("--cache-dir", "/tmp/x; include /etc/shadow", "Unusable cache directory"),
+        ("--cache-dir", "relative/dir", "Unusable cache directory"),
+    ):
+        refused = run_ocore(
+            tmp_path, "share-gateway", "nginx-config", option, value, settings=settings, check=False
+        )
+        assert refused.returncode == 1, refused.stderr
+        assert message in refused.stderr
 
     with running_nginx(lua=True) as nginx:
         output = nginx.sites / "ocore.conf"
@@ -164,6 +174,8 @@ def test_share_gateway_config_for_nginx(tmp_path: Path) -> None:
             "nginx-config",
             "--listen",
             f"127.0.0.1:{free_port()}",
+            "--cache-dir",
+            str(nginx.prefix / "share-cache"),
             "--output",
             str(output),
             settings=settings,
@@ -172,5 +184,6 @@ def test_share_gateway_config_for_nginx(tmp_path: Path) -> None:
         text = output.read_text()
         assert "server_name ocore.example;" in text
         assert f'"{token}"' in text
+        assert "proxy_cache_valid 200 60s;" in text
         assert not re.search(r"@[A-Z_]+@", text), "a placeholder was left unfilled"
         nginx.check_config()

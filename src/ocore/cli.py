@@ -247,6 +247,13 @@ def gateway_nginx_config(
         str | None, typer.Option(help="Host name [default: OCORE_PUBLIC_URL's host].")
     ] = None,
     api: Annotated[str, typer.Option(help="Where ocore serves: host:port.")] = "127.0.0.1:8000",
+    static_cache_seconds: Annotated[
+        int,
+        typer.Option(help="How long nginx keeps a shared page's static file (0: never)."),
+    ] = 60,
+    cache_dir: Annotated[
+        str, typer.Option(help="Where nginx keeps them (writable by its workers).")
+    ] = "/var/cache/nginx/ocore-share",
     output: Annotated[
         Path | None, typer.Option(help="Write here (mode 0600) instead of printing.")
     ] = None,
@@ -267,6 +274,8 @@ def gateway_nginx_config(
                 api=api,
                 token=settings.share_gateway_token.get_secret_value(),
                 max_body_bytes=settings.max_body_bytes,
+                static_cache_seconds=static_cache_seconds,
+                cache_dir=cache_dir,
             )
         )
     except ValueError as exc:

@@ -120,6 +120,8 @@ def _routes(domain: str) -> dict[str, tuple[int, list[tuple[str, str]], bytes]]:
                 ("Strict-Transport-Security", "max-age=63072000"),
                 ("Clear-Site-Data", '"cookies"'),
                 ("Access-Control-Allow-Origin", "*"),
+                ("X-Accel-Redirect", "/internal/secret"),
+                ("X-Sendfile", "/etc/shadow"),
                 ("X-Odoo-Header", "kept"),
             ],
             b"cookie set",
@@ -143,6 +145,14 @@ def _routes(domain: str) -> dict[str, tuple[int, list[tuple[str, str]], bytes]]:
                 ("Referrer-Policy", "unsafe-url"),
             ],
             b"console.log('static')",
+        ),
+        "/web/static/lib/accel.js": (
+            200,
+            [
+                ("Content-Type", "application/javascript"),
+                ("X-Accel-Redirect", "/_ocore/share-auth"),
+            ],
+            b"accel",
         ),
         "/web/static/src/theme.css": (
             200,

@@ -31,7 +31,7 @@ from tests.conftest import Tenant
 from tests.fixtures.http_server import serving
 from tests.fixtures.nginx import Nginx, running_nginx
 from tests.fixtures.sshd import free_port
-from tests.shares.conftest import SharedEnv, create_link
+from tests.shares.conftest import Seen, SharedEnv, create_link
 
 TOKEN = "gateway-token-" + "x" * 32
 CACHE_SECONDS = 1
@@ -78,7 +78,13 @@ class Gateway:
 
 
 @pytest.fixture
-def gateway_nginx(ocore_url: str) -> Iterator[Gateway]:
+def static_cache_seconds() -> int:
+    """The gateway's own default; a test parametrizes it to see nginx without its cache."""
+    return 60
+
+
+@pytest.fixture
+def gateway_nginx(ocore_url: str, static_cache_seconds: int) -> Iterator[Gateway]:
     with running_nginx(lua=True) as nginx:
         port = free_port()
         config = GatewayConfig(
@@ -87,6 +93,8 @@ def gateway_nginx(ocore_url: str) -> Iterator[Gateway]:
             api=ocore_url,
             token=TOKEN,
             max_body_bytes=16 * 1024 * 1024,
+            static_cache_seconds=static_cache_seconds,
+            cache_dir=str(nginx.prefix / "share-cache"),
         )
         (nginx.sites / "ocore.conf").write_text(render(config))
         nginx.check_config()
@@ -140,27 +148,20 @@ async def raw_get(gateway: Gateway, target: str, cookie: str) -> int:
     return int(status_line.split()[1])
 
 
-async def test_static_files_are_served_by_nginx_once_ocore_allowed_the_cookie(
-    visitor: Visitor,
-) -> None:
-    upstream = visitor.env.upstream
-    assert upstream is not None
+BROWSER_HEADERS = {
+    "Authorization": "Bearer stolen",
+    "X-Forwarded-For": "10.6.6.6",
+    "X-Forwarded-Host": "evil.example",
+    "If-None-Match": '"v0"',
+    "X-Custom": "dropped",
+}
+
+
+async def fetch_static_ten_times(visitor: Visitor) -> list[httpx.Response]:
+    """Ten GETs of a static file, each answered by nginx alone (ocore judges the cookie only)."""
     proxied_before = served_by_ocore()
     auth_before = served_by_ocore(gateway.AUTH_PATH)
-    seen_before = len(upstream.seen)
-    responses = [
-        await visitor.http.get(
-            STATIC,
-            headers={
-                "Authorization": "Bearer stolen",
-                "X-Forwarded-For": "10.6.6.6",
-                "X-Forwarded-Host": "evil.example",
-                "If-None-Match": '"v0"',
-                "X-Custom": "dropped",
-            },
-        )
-        for _ in range(10)
-    ]
+    responses = [await visitor.http.get(STATIC, headers=BROWSER_HEADERS) for _ in range(10)]
     for response in responses:
         assert response.status_code == 200
         assert response.content == b"console.log('static')"
@@ -169,27 +170,85 @@ async def test_static_files_are_served_by_nginx_once_ocore_allowed_the_cookie(
         assert response.headers["referrer-policy"] == "same-origin"
         for dropped in ("set-cookie", "access-control-allow-origin", "strict-transport-security"):
             assert dropped not in response.headers
-    # nginx answered all ten; ocore only judged the cookie, once per cache period.
     assert served_by_ocore() == proxied_before
     auth_calls = served_by_ocore(gateway.AUTH_PATH) - auth_before
     assert 1 <= auth_calls < len(responses)
+    return responses
 
-    seen = upstream.seen[seen_before:]
-    assert len(seen) == len(responses)
-    assert {s.path for s in seen} == {"/web/static/lib/app.js"}
 
+def assert_sent_as_the_gateway(seen: Seen, env: SharedEnv) -> None:
+    """Host and forwarding headers are ocore's; the visitor's credentials never go along."""
+    assert seen.header("Host") == [env.domain]
+    assert seen.header("X-Forwarded-Host") == [env.domain]
+    assert seen.header("X-Forwarded-For") == ["127.0.0.1"]
+    for absent in ("Cookie", "Authorization", "X-Custom"):
+        assert seen.header(absent) == []
+
+
+async def test_static_files_are_served_by_nginx_once_ocore_allowed_the_cookie(
+    visitor: Visitor,
+) -> None:
+    upstream = visitor.env.upstream
+    assert upstream is not None
+    seen_before = len(upstream.seen)
+    await fetch_static_ten_times(visitor)
     head = await visitor.http.head(STATIC)
     assert head.status_code == 200
     assert head.content == b""
-    assert upstream.last().method == "HEAD"
-    assert served_by_ocore() == proxied_before
-    last = seen[-1]
-    assert last.header("Host") == [visitor.env.domain]
-    assert last.header("X-Forwarded-Host") == [visitor.env.domain]
-    assert last.header("X-Forwarded-For") == ["127.0.0.1"]
-    assert last.header("If-None-Match") == ['"v0"']
-    for absent in ("Cookie", "Authorization", "X-Custom"):
-        assert last.header(absent) == []
+    revalidated = await visitor.http.get(STATIC, headers={"If-None-Match": '"v1"'})
+    assert revalidated.status_code == 304
+
+    # One request reached Odoo: nginx answered the rest from its copy, the
+    # conditional ones included, which it does not pass on.
+    (fetched,) = upstream.seen[seen_before:]
+    assert (fetched.method, fetched.path) == ("GET", "/web/static/lib/app.js")
+    assert_sent_as_the_gateway(fetched, visitor.env)
+    assert fetched.header("If-None-Match") == []
+
+
+@pytest.mark.parametrize("static_cache_seconds", [0])
+async def test_without_the_cache_every_static_file_reaches_odoo(visitor: Visitor) -> None:
+    upstream = visitor.env.upstream
+    assert upstream is not None
+    seen_before = len(upstream.seen)
+    responses = await fetch_static_ten_times(visitor)
+    head = await visitor.http.head(STATIC)
+    assert head.status_code == 200
+
+    seen = upstream.seen[seen_before:]
+    assert [s.method for s in seen] == ["GET"] * len(responses) + ["HEAD"]
+    assert {s.path for s in seen} == {"/web/static/lib/app.js"}
+    assert_sent_as_the_gateway(seen[0], visitor.env)
+    assert seen[0].header("If-None-Match") == ['"v0"']
+
+
+async def test_each_odoo_has_its_own_copies(
+    visitor: Visitor,
+    gateway_nginx: Gateway,
+    client: httpx.AsyncClient,
+    tenant: Tenant,
+    make_shared_env: object,
+) -> None:
+    assert (await visitor.http.get(STATIC)).status_code == 200
+    other: SharedEnv = await make_shared_env()  # type: ignore[operator]
+    assert other.upstream is not None
+    _, share = await create_link(client, tenant, other, shareType="token", expiresIn="24h")
+    async with httpx.AsyncClient(base_url=gateway_nginx.url) as http:
+        assert (await http.get(share)).status_code == 200
+        response = await http.get(STATIC)
+    assert response.status_code == 200
+    # Same path, another environment: fetched from that environment's Odoo.
+    assert [s.path for s in other.upstream.seen if "static" in s.path] == ["/web/static/lib/app.js"]
+    assert_sent_as_the_gateway(other.upstream.last(), other)
+
+
+async def test_odoo_cannot_steer_nginx(visitor: Visitor) -> None:
+    """An X-Accel-Redirect (from a module's code) is neither followed nor passed on."""
+    response = await visitor.http.get("/api/s-proxy/web/static/lib/accel.js")
+    assert response.status_code == 200
+    assert response.content == b"accel"
+    assert "x-accel-redirect" not in response.headers
+    assert gateway.UPSTREAM_HEADER.lower() not in response.headers
 
 
 async def test_everything_else_still_gets_ocores_answer(visitor: Visitor) -> None:

@@ -19,7 +19,9 @@ them itself:
   the 7 s nginx waits). So a revoked link's static files stay reachable that
   long at most: Odoo serves the same files to anyone who reaches it, and the
   link's pages and data always go through ocore's per-request checks;
-- it sends Odoo an allowlist of request headers (no cookie, no credentials);
+- it sends Odoo an allowlist of request headers (no cookie, no credentials),
+  and keeps what Odoo answered for a minute by default, per Odoo (the port and
+  Host named here) and path; the cookie is always checked first;
 - anything unusual (a 401, a redirect, an upstream error or timeout) is handed
   to ocore (``error_page … = @ocore``), which runs the whole request again
   with all of its own checks and rewriting, so nginx never has to get those

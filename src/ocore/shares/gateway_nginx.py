@@ -23,6 +23,8 @@ _LISTEN = re.compile(r"(?:[0-9.]+:|\[[0-9a-fA-F:]+\]:)?[0-9]{1,5}")
 _SERVER_NAME = re.compile(r"[A-Za-z0-9*_.-]{1,253}")
 _UPSTREAM = re.compile(r"[A-Za-z0-9.-]{1,253}:[0-9]{1,5}|unix:/[A-Za-z0-9_./-]+")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32,256}")
+_CACHE_DIR = re.compile(r"/[A-Za-z0-9_./-]{1,255}")
+MAX_STATIC_CACHE_SECONDS = 86_400
 
 # nginx drops hop-by-hop headers itself; these are the rest of what ocore's own
 # proxy drops, plus the CORS family it skips by prefix.
@@ -54,22 +56,29 @@ _STATIC_REQUEST = (
     r")$"
 )
 # What a browser's request for a static file may tell Odoo; nothing else is sent.
-_FORWARDED_REQUEST_HEADERS = (
-    "Accept",
-    "Accept-Encoding",
-    "Accept-Language",
-    "User-Agent",
-    "If-None-Match",
-    "If-Modified-Since",
-    "Range",
-    "If-Range",
+_FORWARDED_REQUEST_HEADERS = ("Accept", "Accept-Encoding", "Accept-Language", "User-Agent")
+# Without the cache these go to Odoo too; with it, nginx answers them from its copy.
+_CONDITIONAL_REQUEST_HEADERS = ("If-None-Match", "If-Modified-Since", "Range", "If-Range")
+# Odoo's answer never steers nginx: an X-Accel-Redirect from a module's code would
+# otherwise reach nginx's internal locations (the authorization one among them).
+_IGNORED_RESPONSE_HEADERS = (
+    "X-Accel-Redirect",
+    "X-Accel-Expires",
+    "X-Accel-Limit-Rate",
+    "X-Accel-Buffering",
+    "X-Accel-Charset",
 )
+# With the cache, nginx keeps files for the gateway's own time: Odoo's year-long
+# max-age would outlive a deploy, and its session cookie is for nobody (nginx
+# sends Odoo no cookie, and drops Set-Cookie from every answer).
+_IGNORED_FOR_CACHING = ("Cache-Control", "Expires", "Set-Cookie")
 
 _TEMPLATE = r"""# ocore share gateway, written by `ocore share-gateway nginx-config`.
 # Include it in nginx's http {} block. It holds the gateway token: root-readable only.
 # nginx.conf's top level needs the Lua module (libnginx-mod-http-lua loads it) and
 # `pcre_jit on;` (the maps below run on every request): docs/share-gateway.md.
 
+@CACHE_PATH@
 upstream ocore_api {
     server @API@;
     keepalive 32;
@@ -121,6 +130,8 @@ server {
     proxy_set_header X-Forwarded-Proto $scheme;
     proxy_set_header Upgrade $http_upgrade;
     proxy_set_header Connection $ocore_connection;
+    # ocore drops it from what it proxies; should one still come, it is not followed.
+    proxy_ignore_headers X-Accel-Redirect;
     # Live logs (SSE) and proxied downloads go out as they come.
     proxy_buffering off;
     proxy_read_timeout 1h;
@@ -157,6 +168,7 @@ server {
             return 418;
         }
         set $ocore_share_host "";
+        set $ocore_share_port "";
         access_by_lua_block {
             local cookie = ngx.var.cookie_@COOKIE@
             if not cookie then
@@ -199,6 +211,7 @@ server {
                 end
             end
             ngx.ctx.ocore_share_port = target.port
+            ngx.var.ocore_share_port = target.port
             ngx.var.ocore_share_host = target.host
         }
         # A redirect, an error of Odoo's or of reaching it: ocore does the
@@ -214,6 +227,8 @@ server {
         proxy_set_header X-Forwarded-For $remote_addr;
         proxy_set_header Connection "";
 @FORWARDED@
+        proxy_ignore_headers @IGNORED@;
+@CACHE@
         # Odoo's bundles are hundreds of KB: few, large buffers (measured).
         proxy_buffering on;
         proxy_buffer_size 128k;
@@ -233,6 +248,22 @@ server {
 """
 
 
+# Static files nginx fetched, kept on disk (the page cache serves them).
+_CACHE_PATH = (
+    "# The static files of shared pages that nginx fetched (see the share location).\n"
+    "proxy_cache_path @CACHE_DIR@ levels=1:2 keys_zone=ocore_share_static:10m\n"
+    "    max_size=1g inactive=10m use_temp_path=off;\n"
+)
+# Keyed by the Odoo (its port and Host, from ocore's answer) and the path: two
+# environments never share a copy, and a deploy moves to the other colour's port.
+# Only after the cookie was allowed above; only 200s.
+_CACHE = """        proxy_cache ocore_share_static;
+        proxy_cache_key "$ocore_share_port|$ocore_share_host|$ocore_static";
+        proxy_cache_valid 200 @SECONDS@s;
+        proxy_cache_lock on;
+        proxy_cache_use_stale updating;"""
+
+
 @dataclass(frozen=True)
 class GatewayConfig:
     listen: str
@@ -240,6 +271,9 @@ class GatewayConfig:
     api: str
     token: str
     max_body_bytes: int
+    # How long nginx keeps a static file it fetched, per Odoo and path (0: not at all).
+    static_cache_seconds: int = 60
+    cache_dir: str = "/var/cache/nginx/ocore-share"
 
 
 def render(config: GatewayConfig) -> str:
@@ -253,10 +287,18 @@ def render(config: GatewayConfig) -> str:
     for pattern, value, what in checks:
         if not pattern.fullmatch(value):
             raise ValueError(f"Unusable {what}: {value!r}")
+    seconds = config.static_cache_seconds
+    if not 0 <= seconds <= MAX_STATIC_CACHE_SECONDS:
+        raise ValueError(
+            f"Unusable static cache time: {seconds} (0 to {MAX_STATIC_CACHE_SECONDS} s)"
+        )
+    if seconds and (not _CACHE_DIR.fullmatch(config.cache_dir) or ".." in config.cache_dir):
+        raise ValueError(f"Unusable cache directory: {config.cache_dir!r}")
+    sent = _FORWARDED_REQUEST_HEADERS + (() if seconds else _CONDITIONAL_REQUEST_HEADERS)
     forwarded = "\n".join(
-        f"        proxy_set_header {name} $http_{name.lower().replace('-', '_')};"
-        for name in _FORWARDED_REQUEST_HEADERS
+        f"        proxy_set_header {name} $http_{name.lower().replace('-', '_')};" for name in sent
     )
+    ignored = _IGNORED_RESPONSE_HEADERS + (_IGNORED_FOR_CACHING if seconds else ())
     hidden = "\n".join(f"        proxy_hide_header {name};" for name in _HIDDEN_RESPONSE_HEADERS)
     values = {
         "@STATIC_REQUEST@": _STATIC_REQUEST,
@@ -272,6 +314,9 @@ def render(config: GatewayConfig) -> str:
         "@HOST_HEADER@": gateway.HOST_HEADER.lower(),
         "@CACHE_HEADER@": gateway.CACHE_HEADER.lower(),
         "@FORWARDED@": forwarded,
+        "@IGNORED@": " ".join(ignored),
+        "@CACHE_PATH@": _CACHE_PATH.replace("@CACHE_DIR@", config.cache_dir) if seconds else "",
+        "@CACHE@": _CACHE.replace("@SECONDS@", str(seconds)) if seconds else "",
         "@HIDDEN@": hidden,
     }
     text = _TEMPLATE

@@ -91,7 +91,13 @@ RESPONSE_DROP = HOP_BY_HOP | {
     "referrer-policy",
     "x-robots-tag",
     "x-request-id",
+    # Orders to a web server in front of ocore (nginx, lighttpd, Apache): from
+    # Odoo's side they would reach that server's internal locations and files.
+    "x-sendfile",
+    "x-lighttpd-send-file",
 }
+# The same, by prefix (nginx's X-Accel-Redirect and its family).
+RESPONSE_DROP_PREFIXES = ("proxy-", "access-control-", "x-accel-")
 _DECODABLE = ("gzip", "deflate")
 
 
@@ -208,12 +214,7 @@ def _response_headers(
     out: list[tuple[str, str]] = []
     for key, value in upstream.headers.multi_items():
         name = key.lower()
-        if (
-            name in RESPONSE_DROP
-            or name in listed
-            or name.startswith("proxy-")
-            or name.startswith("access-control-")
-        ):
+        if name in RESPONSE_DROP or name in listed or name.startswith(RESPONSE_DROP_PREFIXES):
             continue
         if name == "cache-control":
             # Shared caches in front of ocore must not serve a share's answers to others.
