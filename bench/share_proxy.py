@@ -17,9 +17,10 @@ none shares an event loop with another):
   * ocore: ``python -m ocore.cli serve`` (uvicorn, one process, in-process
     jobs) on a throwaway PostgreSQL database, its RSS and CPU read from
     ``/proc/<pid>``;
-  * nginx (one worker, OpenResty's Lua module) with the share gateway's
-    config as ``ocore share-gateway nginx-config`` writes it, in front of that
-    ocore;
+  * two nginx (one worker each, OpenResty's Lua module) with the share
+    gateway's config as ``ocore share-gateway nginx-config`` writes it, in
+    front of that ocore: one as it comes (static files kept 60 s), one with
+    ``--static-cache-seconds 0`` (every request passes through to the upstream);
   * this process: the clients, on plain asyncio sockets (HTTP/1.1, one
     keep-alive connection per concurrent client, no HTTP library), so a
     request costs the client little next to what it measures.
@@ -35,7 +36,7 @@ then hands every request to ocore: its tunnels live there).
 
 Throughput: GETs of the asset with ``--concurrency`` connections, directly
 (``GET /web/assets/bench.min.js`` on the upstream), through ocore alone and
-through the gateway (``GET /api/s-proxy/web/assets/bench.min.js`` with the
+through each gateway (``GET /api/s-proxy/web/assets/bench.min.js`` with the
 cookie): ``--requests`` each, ocore alone a twentieth of that (it serves a
 few hundred a second), in ``--repeat`` rounds whose order rotates, after a
 warm-up of each, and each timed run right after a tenth as many untimed
@@ -425,6 +426,7 @@ async def bench(args: argparse.Namespace, sshd: Any | None) -> int:
     with (
         tempfile.TemporaryDirectory(prefix="ocore-bench-share-") as work,
         running_nginx(lua=True) as nginx,
+        running_nginx(lua=True) as nginx_uncached,
     ):
         upstream_process, upstream_port = start_upstream(download_bytes)
         processes.append(upstream_process)
@@ -440,15 +442,19 @@ async def bench(args: argparse.Namespace, sshd: Any | None) -> int:
                                env)  # fmt: skip
                 processes.append(api)
                 wait_for_port(port, timeout=60)
-                gateway_port = start_gateway(nginx, port, gateway_token)
                 cookie = await share_cookie(f"http://127.0.0.1:{port}", token, instance_id)
-                ports = {"direct": upstream_port, "ocore": port, "gateway": gateway_port}
+                ports = {
+                    "direct": upstream_port,
+                    "ocore": port,
+                    "gateway": start_gateway(nginx, port, gateway_token, cache_seconds=60),
+                    "passthrough": start_gateway(nginx_uncached, port, gateway_token, 0),
+                }
                 return await measure(args, api.pid, ports, cookie, download_bytes)
         finally:
             stop_processes(processes)
 
 
-def start_gateway(nginx: Nginx, ocore_port: int, token: str) -> int:
+def start_gateway(nginx: Nginx, ocore_port: int, token: str, cache_seconds: int) -> int:
     """The share gateway's nginx config (as `ocore share-gateway nginx-config` writes it)."""
     port = free_port()
     config = GatewayConfig(
@@ -457,6 +463,8 @@ def start_gateway(nginx: Nginx, ocore_port: int, token: str) -> int:
         api=f"127.0.0.1:{ocore_port}",
         token=token,
         max_body_bytes=16 * 1024 * 1024,
+        static_cache_seconds=cache_seconds,
+        cache_dir=str(nginx.prefix / "share-cache"),
     )
     (nginx.sites / "ocore.conf").write_text(render(config))
     nginx.reload()
@@ -476,19 +484,20 @@ async def measure(
         "direct": (ports["direct"], get(ASSET_PATH, ports["direct"])),
         "ocore": (ports["ocore"], get(asset, ports["ocore"], cookie)),
         "gateway": (ports["gateway"], get(asset, ports["gateway"], cookie)),
+        "passthrough": (ports["passthrough"], get(asset, ports["passthrough"], cookie)),
     }
     # ocore alone serves a few hundred a second: fewer requests keep its rounds short.
-    counts = {"direct": args.requests, "gateway": args.requests,
+    counts = {"direct": args.requests, "gateway": args.requests, "passthrough": args.requests,
               "ocore": max(args.concurrency * 10, args.requests // 20)}  # fmt: skip
     warm = max(args.concurrency * 10, args.requests // 10)
     for name, target in targets.items():
         await load(*target, min(warm, counts[name]), args.concurrency)
     runs: dict[str, list[Run]] = {name: [] for name in targets}
-    cpu: dict[str, list[float]] = {"ocore": [], "gateway": []}
+    cpu: dict[str, list[float]] = {"ocore": [], "gateway": [], "passthrough": []}
     for n in range(1, args.repeat + 1):
         # Rotated, so no path always runs first or last.
         names = list(targets)
-        for name in names[n % 3 :] + names[: n % 3]:
+        for name in names[n % len(names) :] + names[: n % len(names)]:
             # What the previous path left behind (its connections closing, its
             # process settling) must not fall into this one's timed requests.
             await load(*targets[name], counts[name] // 10, args.concurrency)
@@ -500,7 +509,7 @@ async def measure(
             bad = {k: v for k, v in run.statuses.items() if k != "200"}
             wrong = {k: v for k, v in run.sizes.items() if k != ASSET_SIZE}
             print(
-                f"round {n} {name:<8} {run.rps:8.0f} req/s  p50 "
+                f"round {n} {name:<11} {run.rps:8.0f} req/s  p50 "
                 f"{percentile(run.latencies, 50) * 1000:6.2f} ms  p99 "
                 f"{percentile(run.latencies, 99) * 1000:6.2f} ms"
                 + (f"  NON-200: {bad}" if bad else "")
@@ -520,8 +529,11 @@ async def measure(
     s = {name: summary(runs[name]) for name in targets}
     # Paired by round: the machine's speed drifts (other work on a shared host),
     # and the two paths of one round ran a few seconds apart.
-    ratios = [g.rps / d.rps for g, d in zip(runs["gateway"], runs["direct"], strict=True)]
-    ratio = statistics.median(ratios)
+    ratios = {
+        name: [g.rps / d.rps for g, d in zip(runs[name], runs["direct"], strict=True)]
+        for name in ("gateway", "passthrough")
+    }
+    ratio = statistics.median(ratios["gateway"])
     print(
         f"\n100 KB asset, {args.requests} requests (ocore alone: {counts['ocore']}) x "
         f"{args.repeat} rounds, "
@@ -530,17 +542,18 @@ async def measure(
     )
     print(f"{'':<22} {'req/s':>8} {'MB/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'ocore CPU/req':>14}")
     labels = {"direct": "direct (no ocore)", "ocore": "ocore alone",
-              "gateway": "nginx share gateway"}  # fmt: skip
+              "gateway": "gateway (its default)", "passthrough": "gateway, no cache"}  # fmt: skip
     for name, row in s.items():
         used = f"{statistics.median(cpu[name]) * 1e6:.0f} us" if name in cpu else ""
         print(f"{labels[name]:<22} {row['rps']:>8.0f} {row['rps'] * ASSET_SIZE / 2**20:>7.1f} "
               f"{row['p50']:>8.2f} {row['p99']:>8.2f} {used:>14}")  # fmt: skip
     goal = "meets" if ratio >= GOAL_RATIO else "MISSES"
-    each = ", ".join(f"{r:.1%}" for r in ratios)
-    print(
-        f"\ngateway/direct throughput: {ratio:.1%} (median of the rounds' ratios: {each}): "
-        f"{goal} the {GOAL_RATIO:.0%} goal"
-    )
+    print()
+    for name in ratios:
+        each = ", ".join(f"{r:.1%}" for r in ratios[name])
+        median = statistics.median(ratios[name])
+        print(f"{labels[name]}/direct: {median:.1%} (median of the rounds' ratios: {each})")
+    print(f"the default gateway {goal} the {GOAL_RATIO:.0%} goal")
     print(f"ocore alone/direct throughput: {s['ocore']['rps'] / s['direct']['rps']:.1%}")
 
     mb = download_bytes / 2**20
@@ -563,6 +576,10 @@ async def measure(
     figure = f"share proxy{via}: 100 KB asset, {args.concurrency} connections"
     report(f"{figure}, nginx gateway", s["gateway"]["rps"], s["direct"]["rps"], "req/s",
            f"reference: direct; goal ≥ 60%; median ratio of paired rounds {ratio:.1%}")  # fmt: skip
+    passthrough = statistics.median(ratios["passthrough"])
+    report(f"{figure}, nginx gateway without its cache", s["passthrough"]["rps"],
+           s["direct"]["rps"], "req/s",
+           f"reference: direct; median ratio of paired rounds {passthrough:.1%}")  # fmt: skip
     report(f"{figure}, ocore alone", s["ocore"]["rps"], s["direct"]["rps"], "req/s",
            "reference: direct")  # fmt: skip
     for label, r in downloads:
