@@ -13,6 +13,7 @@ first attempt, not taken again.
 
 from __future__ import annotations
 
+import glob
 import json
 import uuid
 from pathlib import Path
@@ -129,6 +130,8 @@ async def test_clone_survives_its_worker_being_killed(
         await wait_until(copying, "pg_dump to wait on the lock, its staging database made")
         dumps = host_processes("pg_dump", source_db)
         assert dumps
+        dump_dirs = f"/tmp/ocore-pg.{staging}.*"
+        assert len(glob.glob(dump_dirs)) == 1
         survivor = await kill_claimer(fleet, job.id)
         # It ends with its worker's connection, though the lock it waits on is still held.
         await wait_until(lambda: gone(dumps), "the dead worker's pg_dump to end", timeout=10)
@@ -150,6 +153,7 @@ async def test_clone_survives_its_worker_being_killed(
     databases = await host_databases()
     assert target_db in databases
     assert staging not in databases  # the dead worker's half-made copy was dropped
+    assert glob.glob(dump_dirs) == []  # and its dump was removed
     await assert_settled(fleet, tenant)
 
 

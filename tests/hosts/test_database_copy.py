@@ -75,6 +75,32 @@ async def test_clone_of_a_busy_source_dumps_and_leaves_it_serving(
     assert os.listdir(tmp_path) == []
 
 
+async def test_a_retried_clone_removes_the_dump_a_dead_attempt_left(
+    host: HostConnection, names: Names, tmp_path: Path
+) -> None:
+    source, target = names("prod"), names("staging")
+    await create_database(host, PG, source)
+    await fill(source, rows=100)
+    # What a worker killed mid-dump leaves: its clean-up never ran.
+    left = tmp_path / f"ocore-pg.{staging_name(target)}.dump.Abc123XyZ0"
+    (left / "dump").mkdir(parents=True)
+    (left / "dump" / "toc.dat").write_bytes(b"x" * 1000)
+    # Not this copy's, or not a directory of ours: kept.
+    other = tmp_path / f"ocore-pg.{staging_name(names('other'))}.dump.Abc123XyZ0"
+    other.mkdir()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep").write_text("kept")
+    (tmp_path / f"ocore-pg.{staging_name(target)}.dump.Symlink000").symlink_to(elsewhere)
+
+    result = await clone_database(host, PG, source, target, method="dump", tmp_dir=str(tmp_path))
+    assert result.method == "dump"
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        [other.name, "elsewhere", f"ocore-pg.{staging_name(target)}.dump.Symlink000"]
+    )
+    assert (elsewhere / "keep").read_text() == "kept"
+
+
 async def test_clone_forced_to_dump(names: Names) -> None:
     host = LocalHost()
     source, target = names("src"), names("dst")

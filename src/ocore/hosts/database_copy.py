@@ -34,6 +34,7 @@ from ocore.hosts.database_core import (
     pg_command,
     psql,
     quote_ident,
+    remove_stale_temp_dirs,
     sqlstate,
 )
 
@@ -177,6 +178,7 @@ async def _clone(
     started = time.monotonic()
     staging = staging_name(target)
     action = action or f"copying database {source}"
+    await remove_stale_temp_dirs(host, tmp_dir, copy_of=staging)
     try:
         if method != "dump" and await _template_clone(
             host,
@@ -261,7 +263,7 @@ async def _dump_restore(
     async def make_staging() -> None:
         await create_empty_like(host, pg, staging, await database_locale(host, pg, source))
 
-    async with host_temp_dir(host, tmp_dir) as tmp:
+    async with host_temp_dir(host, tmp_dir, copy_of=staging, role="dump") as tmp:
         dump = f"{tmp}/dump"
         # The empty database is made while the dump runs: free time off every clone.
         await _together(

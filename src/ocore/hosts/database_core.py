@@ -30,7 +30,13 @@ _log = logging.getLogger(__name__)
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _SQLSTATE = re.compile(r"ERROR:\s+([0-9A-Z]{5}):")
 _PSQL_PREFIX = re.compile(r"^psql:<stdin>:\d+:\s*")
-_TEMP_DIR = re.compile(r"/[^\n]*/ocore-pg\.[A-Za-z0-9]{10}")
+_TEMP_DIR = re.compile(r"/[^\n]*/ocore-pg\.[a-z][a-z0-9_]{0,62}\.[a-z]+\.[A-Za-z0-9]{10}")
+_TEMP_ROLE = re.compile(r"[a-z]{1,16}")
+# Only directories of the running user; find neither follows nor matches symlinks.
+_STALE_TEMP_DIRS = (
+    'dir=${1:-${TMPDIR:-/tmp}}; find "$dir" -mindepth 1 -maxdepth 1 -type d -user "$(id -u)" '
+    '-name "ocore-pg.$2.*" -exec rm -rf -- {} +'
+)
 _DISK_FULL = "No space left on device"
 _ERROR_LINES = 6
 
@@ -357,18 +363,39 @@ async def create_empty_like(
     )
 
 
+async def remove_stale_temp_dirs(host: HostConnection, parent: str | None, *, copy_of: str) -> None:
+    """Remove the temporary directories an earlier attempt at the same copy left.
+
+    A worker killed mid-dump never ran its clean-up, and a dump can be as
+    large as the database. ``copy_of`` is fixed per target (``staging_name``),
+    and one job at a time copies to a target, so no live copy is touched.
+    """
+    where = cmd.check_path(parent, "temporary directory") if parent else ""
+    await host.run(
+        ["sh", "-c", _STALE_TEMP_DIRS, "ocore-stale-dirs", where, check_database_name(copy_of)],
+        timeout=600,
+    )
+
+
 @asynccontextmanager
-async def host_temp_dir(host: HostConnection, parent: str | None) -> AsyncIterator[str]:
+async def host_temp_dir(
+    host: HostConnection, parent: str | None, *, copy_of: str, role: str
+) -> AsyncIterator[str]:
     """A private (0700) directory on the host, removed afterwards whatever happens.
 
     ``parent`` lets a caller put large dumps on a volume with room for them;
-    by default it is the host's ``$TMPDIR`` or ``/tmp``.
+    by default it is the host's ``$TMPDIR`` or ``/tmp``. The name carries the
+    database being made (``copy_of``) and the directory's ``role`` in that
+    copy, for ``remove_stale_temp_dirs``.
     """
     where = f"--tmpdir={cmd.check_path(parent, 'temporary directory')}" if parent else "--tmpdir"
-    result = await host.run(["mktemp", "-d", where, "ocore-pg.XXXXXXXXXX"])
+    if not _TEMP_ROLE.fullmatch(role):
+        raise ValueError(f"invalid temporary directory role {role!r}")
+    name = f"ocore-pg.{check_database_name(copy_of)}.{role}."
+    result = await host.run(["mktemp", "-d", where, name + "XXXXXXXXXX"])
     path = result.stdout.strip()
     # It is about to be handed to ``rm -rf``: be sure it is what mktemp was asked for.
-    if not _TEMP_DIR.fullmatch(path):
+    if not _TEMP_DIR.fullmatch(path) or f"/{name}" not in path:
         raise HostError(f"mktemp on the host returned an unexpected path {path!r}")
     try:
         yield path

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,9 @@ from ocore.hosts.database_core import (
     database_locale,
     host_temp_dir,
     pg_command,
+    remove_stale_temp_dirs,
 )
+from ocore.hosts.local import LocalHost
 
 
 @dataclass(frozen=True)
@@ -61,14 +61,20 @@ async def copy_database_between(
     started = time.monotonic()
     staging = staging_name(target_db)
     locale = await database_locale(source_host, source_pg, source_db)
-    local_dir = Path(
-        await asyncio.to_thread(tempfile.mkdtemp, prefix="ocore-pg.", dir=local_tmp_dir)
-    )
-    try:
-        local_dump = local_dir / "db.dump"
+    local_parent = str(local_tmp_dir) if local_tmp_dir is not None else None
+    for host, parent in (
+        (LocalHost(), local_parent),
+        (source_host, source_tmp_dir),
+        (target_host, target_tmp_dir),
+    ):
+        await remove_stale_temp_dirs(host, parent, copy_of=staging)
+    async with host_temp_dir(LocalHost(), local_parent, copy_of=staging, role="via") as local:
+        local_dump = Path(local) / "db.dump"
         # Each copy of the dump goes as soon as the next one exists: three full
         # copies at once may not fit anywhere.
-        async with host_temp_dir(source_host, source_tmp_dir) as src_tmp:
+        async with host_temp_dir(
+            source_host, source_tmp_dir, copy_of=staging, role="from"
+        ) as src_tmp:
             src_dump = f"{src_tmp}/db.dump"
             await pg_command(
                 source_host,
@@ -80,7 +86,9 @@ async def copy_database_between(
             await source_host.download(src_dump, local_dump)
         size = (await asyncio.to_thread(local_dump.stat)).st_size
         try:
-            async with host_temp_dir(target_host, target_tmp_dir) as dst_tmp:
+            async with host_temp_dir(
+                target_host, target_tmp_dir, copy_of=staging, role="to"
+            ) as dst_tmp:
                 dst_dump = f"{dst_tmp}/db.dump"
                 await target_host.upload(local_dump, dst_dump)
                 await asyncio.to_thread(local_dump.unlink)
@@ -98,6 +106,4 @@ async def copy_database_between(
         except BaseException:
             await discard_copy(target_host, target_pg, staging)
             raise
-    finally:
-        await asyncio.to_thread(shutil.rmtree, local_dir, True)
     return TransferResult(seconds=time.monotonic() - started, dump_bytes=size)
