@@ -48,6 +48,7 @@ async def test_first_contact_pins_and_a_changed_key_is_refused(
     output = job["steps"][0]["output"]
     assert "Linux" in output
     assert "psql: found" in output
+    assert "setpriv: found" in output
     server = (
         await embedded_client.get(f"/api/servers/{server['id']}", headers=tenant.headers)
     ).json()

@@ -11,6 +11,10 @@ from ocore.servers.hosts import connect_server
 from ocore.servers.models import Server
 
 CHECK_TIMEOUT = 30
+# What the check reports on; setpriv ties commands to their connection (a
+# dropped link or a killed worker leaves nothing running), so it is reported,
+# not required.
+LISTED_TOOLS = ("psql", "pg_dump", "pg_restore", "nginx", "docker", "git", "setpriv")
 
 
 async def check_server(context: JobContext) -> None:
@@ -28,17 +32,12 @@ async def check_server(context: JobContext) -> None:
                 "-c",
                 'for t in "$@"; do command -v "$t" || true; done',
                 "sh",
-                "psql",
-                "pg_dump",
-                "pg_restore",
-                "nginx",
-                "docker",
-                "git",
+                *LISTED_TOOLS,
             ],
             timeout=CHECK_TIMEOUT,
         )
         found = {line.rsplit("/", 1)[-1] for line in tools.stdout.split()}
-        for tool in ("psql", "pg_dump", "pg_restore", "nginx", "docker", "git"):
+        for tool in LISTED_TOOLS:
             await step.log(f"{tool}: {'found' if tool in found else 'missing'}")
     missing = {"psql", "pg_dump", "pg_restore", "git"} - found
     if server.runtime == "docker":
