@@ -533,7 +533,8 @@ async def measure(
         name: [g.rps / d.rps for g, d in zip(runs[name], runs["direct"], strict=True)]
         for name in ("gateway", "passthrough")
     }
-    ratio = statistics.median(ratios["gateway"])
+    medians = {name: statistics.median(each) for name, each in ratios.items()}
+    ratio = medians["gateway"]
     print(
         f"\n100 KB asset, {args.requests} requests (ocore alone: {counts['ocore']}) x "
         f"{args.repeat} rounds, "
@@ -549,9 +550,8 @@ async def measure(
               f"{row['p50']:>8.2f} {row['p99']:>8.2f} {used:>14}")  # fmt: skip
     goal = "meets" if ratio >= GOAL_RATIO else "MISSES"
     print()
-    for name in ratios:
+    for name, median in medians.items():
         each = ", ".join(f"{r:.1%}" for r in ratios[name])
-        median = statistics.median(ratios[name])
         print(f"{labels[name]}/direct: {median:.1%} (median of the rounds' ratios: {each})")
     print(f"the default gateway {goal} the {GOAL_RATIO:.0%} goal")
     print(f"ocore alone/direct throughput: {s['ocore']['rps'] / s['direct']['rps']:.1%}")
@@ -576,7 +576,7 @@ async def measure(
     figure = f"share proxy{via}: 100 KB asset, {args.concurrency} connections"
     report(f"{figure}, nginx gateway", s["gateway"]["rps"], s["direct"]["rps"], "req/s",
            f"reference: direct; goal ≥ 60%; median ratio of paired rounds {ratio:.1%}")  # fmt: skip
-    passthrough = statistics.median(ratios["passthrough"])
+    passthrough = medians["passthrough"]
     report(f"{figure}, nginx gateway without its cache", s["passthrough"]["rps"],
            s["direct"]["rps"], "req/s",
            f"reference: direct; median ratio of paired rounds {passthrough:.1%}")  # fmt: skip

@@ -250,10 +250,10 @@ def gateway_nginx_config(
     static_cache_seconds: Annotated[
         int,
         typer.Option(help="How long nginx keeps a shared page's static file (0: never)."),
-    ] = 60,
+    ] = gateway_nginx.DEFAULT_STATIC_CACHE_SECONDS,
     cache_dir: Annotated[
         str, typer.Option(help="Where nginx keeps them (writable by its workers).")
-    ] = "/var/cache/nginx/ocore-share",
+    ] = gateway_nginx.DEFAULT_CACHE_DIR,
     output: Annotated[
         Path | None, typer.Option(help="Write here (mode 0600) instead of printing.")
     ] = None,

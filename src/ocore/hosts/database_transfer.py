@@ -61,15 +61,16 @@ async def copy_database_between(
     started = time.monotonic()
     staging = staging_name(target_db)
     locale = await database_locale(source_host, source_pg, source_db)
+    this_machine = LocalHost()
     local_parent = str(local_tmp_dir) if local_tmp_dir is not None else None
     for host, parent in (
-        (LocalHost(), local_parent),
+        (this_machine, local_parent),
         (source_host, source_tmp_dir),
         (target_host, target_tmp_dir),
     ):
         await remove_stale_temp_dirs(host, parent, copy_of=staging)
-    async with host_temp_dir(LocalHost(), local_parent, copy_of=staging, role="via") as local:
-        local_dump = Path(local) / "db.dump"
+    async with host_temp_dir(this_machine, local_parent, copy_of=staging, role="via") as via:
+        local_dump = Path(via) / "db.dump"
         # Each copy of the dump goes as soon as the next one exists: three full
         # copies at once may not fit anywhere.
         async with host_temp_dir(

@@ -24,7 +24,9 @@ _SERVER_NAME = re.compile(r"[A-Za-z0-9*_.-]{1,253}")
 _UPSTREAM = re.compile(r"[A-Za-z0-9.-]{1,253}:[0-9]{1,5}|unix:/[A-Za-z0-9_./-]+")
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32,256}")
 _CACHE_DIR = re.compile(r"/[A-Za-z0-9_./-]{1,255}")
+DEFAULT_STATIC_CACHE_SECONDS = 60
 MAX_STATIC_CACHE_SECONDS = 86_400
+DEFAULT_CACHE_DIR = "/var/cache/nginx/ocore-share"
 
 # nginx drops hop-by-hop headers itself; these are the rest of what ocore's own
 # proxy drops, plus the CORS family it skips by prefix.
@@ -89,7 +91,7 @@ upstream ocore_share_odoo {
     server 127.0.0.1:1;
     balancer_by_lua_block {
         local balancer = require "ngx.balancer"
-        local ok, err = balancer.set_current_peer("127.0.0.1", ngx.ctx.ocore_share_port)
+        local ok, err = balancer.set_current_peer("127.0.0.1", tonumber(ngx.var.ocore_share_port))
         if not ok then
             ngx.log(ngx.ERR, "ocore share gateway: ", err)
             return ngx.exit(502)
@@ -210,7 +212,6 @@ server {
                     cache:set(cookie, target, ttl)
                 end
             end
-            ngx.ctx.ocore_share_port = target.port
             ngx.var.ocore_share_port = target.port
             ngx.var.ocore_share_host = target.host
         }
@@ -272,8 +273,8 @@ class GatewayConfig:
     token: str
     max_body_bytes: int
     # How long nginx keeps a static file it fetched, per Odoo and path (0: not at all).
-    static_cache_seconds: int = 60
-    cache_dir: str = "/var/cache/nginx/ocore-share"
+    static_cache_seconds: int = DEFAULT_STATIC_CACHE_SECONDS
+    cache_dir: str = DEFAULT_CACHE_DIR
 
 
 def render(config: GatewayConfig) -> str:
